@@ -1,0 +1,360 @@
+"""Hyperband (Li et al., JMLR 2018), as DIALECT.md pins it down.
+
+With R = ``max_iter`` and η = ``eta``:
+
+* s_max is the largest s with η^s ≤ R, found by exact rational arithmetic (a float
+  logarithm gives 4 instead of 5 for R=243, η=3);
+* brackets run in the order s = s_max, ..., 0; bracket s starts
+  n = ceil((s_max+1)·η^s/(s+1)) fresh random configurations at r = R·η^-s;
+* rung i (i = 0..s) holds n_i = floor(n·η^-i) configurations at r_i = R·η^(i-s),
+  never beyond R; the best n_{i+1} of *that rung* go on to rung i+1.
+
+For an integer η, n_{i+1} = floor(n_i/η), the paper's ``top_k`` count, exactly. For a
+non-integer η the paper's floor(n_i/η) can fall one short of n_{i+1}, and can even
+leave the last rung empty (R=10, η=2.5: 7, 2, then floor(2/2.5) = 0, so the bracket
+never trains anything at R); hpc-tune keeps n_{i+1} so that every bracket has its
+s+1 rungs and ends at R, as the rung formula says.
+
+The searcher is a pure function of the history. Every trial it creates carries
+``meta = {"bracket": s, "rung": i, "config": j, "parent": trial id or None}`` (plus
+``"resume_from"`` for promotions when ``resume`` is on), and every call rebuilds the
+state of each bracket from those tags alone, so a restarted controller replaying the
+same journal gets the same next step.
+
+Scheduling: brackets in start order; inside a bracket first the rung-0
+configurations not created yet, then the promotions of every rung whose trials have
+all finished. A bracket waiting for a straggler does not block the next one, so free
+slots are used (DIALECT.md: "rungs of different brackets may run at the same time").
+
+Duplicates: the fresh configurations of a bracket are drawn without repeats, with
+at most ``MAX_DRAWS_PER_CONFIG`` draws per configuration. When the space has fewer
+distinct points than the bracket needs (or the draws keep hitting the same points),
+a repeat is accepted rather than looping forever or shrinking the bracket (which would
+break the schedule that ``brackets()`` announces); ``SearchResult.notes`` says so.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple, Union
+
+import numpy as np
+
+from ..space import Space, clean_number, params_key
+from ..spec.model import HyperbandConfig
+from .base import History, SearchResult, Suggestion, TrialRecord, TrialState, minimizing, sub_rng
+
+Resource = Union[int, float]
+RungKey = Tuple[int, int]  # (bracket s, rung i)
+TrialKey = Tuple[int, int, int]  # (bracket s, rung i, configuration j)
+
+# Draws spent looking for a configuration not yet in the bracket before a repeat is
+# accepted: bounded so that a tiny or heavily weighted space can never hang the study.
+MAX_DRAWS_PER_CONFIG = 100
+
+
+# ------------------------------------------------------------------------ schedule
+
+
+@dataclass(frozen=True)
+class Rung:
+    """``n`` configurations trained with ``resource`` each."""
+
+    n: int
+    resource: Resource
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"n": self.n, "resource": self.resource}
+
+
+@dataclass(frozen=True)
+class Bracket:
+    """One bracket: its ``s`` and its rungs, from the smallest resource to R.
+
+    ``rungs[i + 1].n`` is the number of configurations promoted from rung i.
+    """
+
+    s: int
+    rungs: Tuple[Rung, ...]
+
+    @property
+    def n_configs(self) -> int:
+        """Fresh configurations the bracket starts with."""
+        return self.rungs[0].n if self.rungs else 0
+
+    @property
+    def n_trials(self) -> int:
+        """Trials the bracket runs when no trial fails."""
+        return sum(r.n for r in self.rungs)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The shape ``hpc-tune plan --json`` prints."""
+        return {"bracket": self.s, "rungs": [r.to_dict() for r in self.rungs]}
+
+
+def _exact(x: Any, name: str) -> Fraction:
+    """A number as an exact fraction, read the way it was written.
+
+    Floats go through their shortest decimal form, so ``1.1`` is 11/10 and not its
+    binary neighbour: then 1.1^2 ≤ 1.21 holds as the user meant it.
+    """
+    if isinstance(x, bool) or not isinstance(x, (int, float, Fraction, np.integer, np.floating)):
+        raise TypeError(f"hyperband {name} must be a number, got {x!r}")
+    if isinstance(x, (int, np.integer)):
+        return Fraction(int(x))
+    if isinstance(x, Fraction):
+        return x
+    f = float(x)
+    if not math.isfinite(f):
+        raise ValueError(f"hyperband {name} must be finite, got {x!r}")
+    return Fraction(repr(f))
+
+
+def _checked(max_iter: Any, eta: Any) -> Tuple[Fraction, Fraction]:
+    R, e = _exact(max_iter, "max_iter"), _exact(eta, "eta")
+    if e <= 1:
+        raise ValueError(f"hyperband eta must be greater than 1, got {eta!r}")
+    if R < 1:
+        raise ValueError(f"hyperband max_iter must be at least 1, got {max_iter!r}")
+    return R, e
+
+
+def s_max(max_iter: Any, eta: Any) -> int:
+    """The largest integer s with eta**s <= max_iter, computed exactly."""
+    R, e = _checked(max_iter, eta)
+    s, next_power = 0, e
+    while next_power <= R:
+        s += 1
+        next_power *= e
+    return s
+
+
+def _resource(r: Fraction, resource_type: str, R: Fraction) -> Resource:
+    if resource_type == "int":
+        # Round half up (floor(r + 1/2)), never truncate: R/3 * 3 must stay R.
+        # At least 1, and never above R (only possible when R itself is not whole).
+        return max(1, min(math.floor(r + Fraction(1, 2)), math.floor(R)))
+    if resource_type == "float":
+        return clean_number(float(r))
+    raise ValueError(f"hyperband resource type must be 'int' or 'float', got {resource_type!r}")
+
+
+def brackets(config: HyperbandConfig) -> List[Bracket]:
+    """The full schedule, brackets in the order they start (s = s_max first)."""
+    R, eta = _checked(config.max_iter, config.eta)
+    top = s_max(R, eta)
+    out: List[Bracket] = []
+    for s in range(top, -1, -1):
+        n = math.ceil(Fraction(top + 1) * eta**s / (s + 1))
+        rungs = tuple(
+            Rung(math.floor(n / eta**i), _resource(R * eta ** (i - s), config.resource.type, R))
+            for i in range(s + 1)
+        )
+        out.append(Bracket(s, rungs))
+    return out
+
+
+# ------------------------------------------------------------------------- ranking
+
+
+def _has_value(trial: TrialRecord) -> bool:
+    value = trial.value
+    return (
+        trial.state in (TrialState.COMPLETED, TrialState.STOPPED)
+        and isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
+def ranked(trials: Iterable[TrialRecord], optimization: str) -> List[TrialRecord]:
+    """The trials that can be promoted, best first.
+
+    Only finished trials with a finite value count (a STOPPED trial counts with its
+    last value); failed, cancelled and valueless trials rank below all of them and
+    are left out. Ties go to the trial created first.
+    """
+    valid = [t for t in trials if _has_value(t)]
+    return sorted(valid, key=lambda t: (minimizing(float(t.value), optimization), t.trial_id))  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------ state from the history
+
+
+def _meta_int(meta: Mapping[str, Any], key: str) -> Optional[int]:
+    v = meta.get(key)
+    if isinstance(v, bool) or not isinstance(v, int):
+        return None
+    return v
+
+
+def _tagged_trials(history: History, schedule: List[Bracket]) -> Dict[TrialKey, TrialRecord]:
+    """The history's Hyperband trials by (bracket, rung, config).
+
+    Trials without our tags, or with tags outside the schedule, are someone else's
+    and are ignored. Should a key appear twice, the first trial created wins.
+    """
+    rungs_of = {b.s: len(b.rungs) for b in schedule}
+    configs_of = {b.s: b.n_configs for b in schedule}
+    out: Dict[TrialKey, TrialRecord] = {}
+    for t in history.trials:
+        meta = t.meta or {}
+        s, i, j = (_meta_int(meta, k) for k in ("bracket", "rung", "config"))
+        if s is None or i is None or j is None or s not in rungs_of:
+            continue
+        if not (0 <= i < rungs_of[s] and 0 <= j < configs_of[s]):
+            continue
+        out.setdefault((s, i, j), t)
+    return out
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A trial the schedule wants and the history does not have yet."""
+
+    s: int
+    rung: int
+    config: int
+    parent: Optional[TrialRecord]  # the same configuration one rung down; None at rung 0
+
+
+@dataclass
+class _BracketState:
+    to_create: List[_Planned] = field(default_factory=list)  # in priority order
+    promoted: Dict[int, List[int]] = field(default_factory=dict)  # rung -> promoted trial ids
+    complete: bool = False  # every trial of every rung has been created
+
+
+def _walk(bracket: Bracket, tagged: Mapping[TrialKey, TrialRecord], optimization: str) -> _BracketState:
+    """Follow one bracket rung by rung, as far as the history allows."""
+    s = bracket.s
+    state = _BracketState()
+    members = list(range(bracket.n_configs))  # configuration numbers in rung i
+    state.to_create.extend(_Planned(s, 0, j, None) for j in members if (s, 0, j) not in tagged)
+    last = len(bracket.rungs) - 1
+    for i in range(last + 1):
+        rung = {j: tagged.get((s, i, j)) for j in members}
+        if any(t is None for t in rung.values()):
+            return state  # this rung is still being created
+        trials: Dict[int, TrialRecord] = {j: t for j, t in rung.items() if t is not None}
+        if i == last:
+            state.complete = True
+            return state
+        if any(t.state.live for t in trials.values()):
+            return state  # stragglers: the rung cannot be ranked yet
+        config_of = {t.trial_id: j for j, t in trials.items()}
+        # Trials already created in the next rung are facts (a value corrected later
+        # must not promote a second set); the places left go to the best of this
+        # rung not promoted yet.
+        already = {j for j in members if (s, i + 1, j) in tagged}
+        places = max(0, bracket.rungs[i + 1].n - len(already))
+        best_first = ranked(trials.values(), optimization)
+        new = [t for t in best_first if config_of[t.trial_id] not in already][:places]
+        state.to_create.extend(_Planned(s, i + 1, config_of[t.trial_id], t) for t in new)
+        rank = {t.trial_id: k for k, t in enumerate(best_first)}
+        promoted = sorted(
+            [trials[j] for j in already] + new,
+            key=lambda t: (rank.get(t.trial_id, len(rank)), t.trial_id),
+        )
+        state.promoted[i] = [t.trial_id for t in promoted]
+        members = [config_of[t.trial_id] for t in promoted]
+    return state  # not reached: the last rung returns above
+
+
+def _walk_all(config: HyperbandConfig, history: History) -> Tuple[List[Bracket], List[_BracketState]]:
+    schedule = brackets(config)
+    tagged = _tagged_trials(history, schedule)
+    return schedule, [_walk(b, tagged, config.metric.optimization) for b in schedule]
+
+
+# --------------------------------------------------------------- fresh configurations
+
+
+def _fresh_configs(space: Space, seed: int, s: int, count: int) -> Tuple[List[Dict[str, Any]], Set[int]]:
+    """The first ``count`` fresh configurations of bracket s, and which of them repeat
+    an earlier one. Drawn from ``sub_rng(seed, s)`` in sequence, so the list for a
+    smaller count is a prefix of the list for a larger one."""
+    rng = sub_rng(seed, s)
+    size = space.size()  # None: continuous, repeats are (almost) impossible
+    seen: Set[Any] = set()
+    configs: List[Dict[str, Any]] = []
+    repeats: Set[int] = set()
+    for j in range(count):
+        params = space.sample(rng)
+        if size is None or len(seen) < size:
+            draws = 1
+            while params_key(params) in seen and draws < MAX_DRAWS_PER_CONFIG:
+                params = space.sample(rng)
+                draws += 1
+        key = params_key(params)
+        if key in seen:
+            repeats.add(j)
+        seen.add(key)
+        configs.append(params)
+    return configs, repeats
+
+
+# -------------------------------------------------------------------------- public
+
+
+def suggest(space: Space, config: HyperbandConfig, history: History, seed: int, n: int) -> SearchResult:
+    """Up to ``n`` trials that can run now, in Hyperband's order (see the module doc)."""
+    schedule, states = _walk_all(config, history)
+    bracket_of = {b.s: b for b in schedule}
+    chosen = [p for st in states for p in st.to_create][: max(0, n)]
+
+    # Sample only as far as the fresh configurations handed out now reach.
+    fresh_needed: Dict[int, int] = {}
+    for p in chosen:
+        if p.parent is None:
+            fresh_needed[p.s] = max(fresh_needed.get(p.s, 0), p.config + 1)
+    fresh = {s: _fresh_configs(space, seed, s, count) for s, count in fresh_needed.items()}
+
+    suggestions: List[Suggestion] = []
+    repeated: Dict[int, int] = {}
+    for p in chosen:
+        meta: Dict[str, Any] = {"bracket": p.s, "rung": p.rung, "config": p.config, "parent": None}
+        if p.parent is None:
+            configs, repeats = fresh[p.s]
+            params = dict(configs[p.config])
+            if p.config in repeats:
+                repeated[p.s] = repeated.get(p.s, 0) + 1
+        else:
+            params = dict(p.parent.params)  # a promotion keeps its configuration
+            meta["parent"] = p.parent.trial_id
+            if config.resume:
+                meta["resume_from"] = p.parent.trial_id
+        resource = bracket_of[p.s].rungs[p.rung].resource
+        suggestions.append(Suggestion(params=params, resource=resource, meta=meta))
+
+    notes = []
+    size = space.size()
+    for s, count in sorted(repeated.items(), reverse=True):
+        why = (
+            f"the space has only {size} distinct configurations"
+            if size is not None and size < bracket_of[s].n_configs
+            else f"no new configuration was found in {MAX_DRAWS_PER_CONFIG} draws"
+        )
+        notes.append(
+            f"hyperband bracket {s}: {count} configuration(s) repeat earlier ones of the same "
+            f"bracket ({why}; it needs {bracket_of[s].n_configs})"
+        )
+    return SearchResult(
+        suggestions=tuple(suggestions),
+        exhausted=all(st.complete for st in states),
+        notes=tuple(notes),
+    )
+
+
+def promotions(config: HyperbandConfig, history: History) -> Dict[RungKey, List[int]]:
+    """For every rung whose promotions are decided (all its trials finished), the
+    trial ids promoted from it, best first. A rung whose trials all failed maps to
+    an empty list. The same ranking as ``suggest``."""
+    schedule, states = _walk_all(config, history)
+    out: Dict[RungKey, List[int]] = {}
+    for bracket, b_state in zip(schedule, states):
+        for i, ids in b_state.promoted.items():
+            out[(bracket.s, i)] = ids
+    return out

@@ -1,0 +1,106 @@
+"""The ask/tell API: any searcher of the library without Slurm.
+
+    from hpc_tune import Tuner
+    tuner = Tuner.from_file("configs/bo_digits.yml")
+    while (trial := tuner.ask()) is not None:
+        tuner.tell(trial, train(**trial.params))
+    print(tuner.best())
+
+``ask()`` returns ``None`` when there is nothing to run until pending trials are
+told (a Hyperband rung waiting for its stragglers) or when the study is complete
+(``tuner.done``). The tuner holds only the trial history; every suggestion is
+recomputed from it, exactly as the Slurm controller does after a restart.
+"""
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, List, Mapping, Optional, Union
+
+from .search import suggest
+from .search.base import History, TrialRecord, TrialState
+from .spec import Spec, load_spec, spec_from_dict
+
+
+@dataclass(frozen=True)
+class Trial:
+    """A trial to run: its id, parameters and, for Hyperband, its budget."""
+
+    trial_id: int
+    params: Dict[str, Any]
+    resource: Optional[float] = None
+    meta: Dict[str, Any] = field(default_factory=dict)
+
+
+def draw_seed() -> int:
+    """A fresh seed for a study that did not set one (recorded, so it replays)."""
+    return secrets.randbelow(2**31 - 1)
+
+
+class Tuner:
+    def __init__(self, spec: Spec, seed: Optional[int] = None, trials: Optional[List[TrialRecord]] = None):
+        self.spec = spec
+        self.seed = seed if seed is not None else (spec.seed if spec.seed is not None else draw_seed())
+        self._trials: List[TrialRecord] = list(trials or [])
+        self._exhausted = False
+        self.notes: List[str] = []
+
+    @classmethod
+    def from_file(cls, path: str, seed: Optional[int] = None) -> "Tuner":
+        return cls(load_spec(path), seed)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], seed: Optional[int] = None) -> "Tuner":
+        return cls(spec_from_dict(dict(data)), seed)
+
+    # -- asking -------------------------------------------------------------------
+    @property
+    def history(self) -> History:
+        return History.of(self._trials)
+
+    def ask_many(self, n: int) -> List[Trial]:
+        """Up to ``n`` new trials; fewer (or none) when the searcher must wait."""
+        if n <= 0 or self._exhausted:
+            return []
+        result = suggest(self.spec.space, self.spec.algorithm, self.history, self.seed, n)
+        self.notes.extend(x for x in result.notes if x not in self.notes)
+        out = []
+        for s in result.suggestions:
+            record = TrialRecord(len(self._trials), dict(s.params), TrialState.PENDING, resource=s.resource,
+                                 meta=dict(s.meta))
+            self._trials.append(record)
+            out.append(Trial(record.trial_id, dict(s.params), s.resource, dict(s.meta)))
+        self._exhausted = result.exhausted
+        return out
+
+    def ask(self) -> Optional[Trial]:
+        trials = self.ask_many(1)
+        return trials[0] if trials else None
+
+    # -- telling ------------------------------------------------------------------
+    def tell(self, trial: Union[Trial, int], value: Optional[float] = None,
+             state: Union[TrialState, str] = TrialState.COMPLETED) -> None:
+        """Record a finished trial: its objective ``value``, or a failure."""
+        tid = trial.trial_id if isinstance(trial, Trial) else int(trial)
+        if not 0 <= tid < len(self._trials):
+            raise KeyError(f"no trial {tid}")
+        state = TrialState(state)
+        if state is TrialState.COMPLETED and (value is None or not math.isfinite(float(value))):
+            state = TrialState.FAILED
+        self._trials[tid] = replace(self._trials[tid], state=state,
+                                    value=None if value is None else float(value))
+
+    # -- reading ------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        """True when the searcher will suggest nothing more and no trial is pending."""
+        return self._exhausted and not self.history.live
+
+    def best(self) -> Optional[TrialRecord]:
+        metric = self.spec.metric
+        maximize = bool(metric and metric.maximize)
+        done = self.history.with_values()
+        if not done:
+            return None
+        return (max if maximize else min)(done, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
