@@ -137,7 +137,8 @@ def _resource(r: Fraction, resource_type: str, R: Fraction) -> Resource:
         # At least 1, and never above R (only possible when R itself is not whole).
         return max(1, min(math.floor(r + Fraction(1, 2)), math.floor(R)))
     if resource_type == "float":
-        return clean_number(float(r))
+        # Twelve significant digits could round just above R (10000.35546875).
+        return min(clean_number(float(r)), float(R))
     raise ValueError(f"hyperband resource type must be 'int' or 'float', got {resource_type!r}")
 
 
@@ -225,6 +226,8 @@ class _BracketState:
     to_create: List[_Planned] = field(default_factory=list)  # in priority order
     promoted: Dict[int, List[int]] = field(default_factory=dict)  # rung -> promoted trial ids
     complete: bool = False  # every trial of every rung has been created
+    # ``to_create`` is all in the last rung: once created, the bracket is complete
+    ends_when_created: bool = False
 
 
 def _walk(bracket: Bracket, tagged: Mapping[TrialKey, TrialRecord], optimization: str) -> _BracketState:
@@ -237,6 +240,7 @@ def _walk(bracket: Bracket, tagged: Mapping[TrialKey, TrialRecord], optimization
     for i in range(last + 1):
         rung = {j: tagged.get((s, i, j)) for j in members}
         if any(t is None for t in rung.values()):
+            state.ends_when_created = i == last
             return state  # this rung is still being created
         trials: Dict[int, TrialRecord] = {j: t for j, t in rung.items() if t is not None}
         if i == last:
@@ -303,7 +307,13 @@ def suggest(space: Space, config: HyperbandConfig, history: History, seed: int, 
     """Up to ``n`` trials that can run now, in Hyperband's order (see the module doc)."""
     schedule, states = _walk_all(config, history)
     bracket_of = {b.s: b for b in schedule}
-    chosen = [p for st in states for p in st.to_create][: max(0, n)]
+    chosen: List[_Planned] = []
+    # Exhausted: nothing will ever be suggested again once this answer is created.
+    exhausted = True
+    for st in states:
+        taken = st.to_create[: max(0, n - len(chosen))]
+        chosen.extend(taken)
+        exhausted = exhausted and (st.complete or (st.ends_when_created and len(taken) == len(st.to_create)))
 
     # Sample only as far as the fresh configurations handed out now reach.
     fresh_needed: Dict[int, int] = {}
@@ -343,7 +353,7 @@ def suggest(space: Space, config: HyperbandConfig, history: History, seed: int, 
         )
     return SearchResult(
         suggestions=tuple(suggestions),
-        exhausted=all(st.complete for st in states),
+        exhausted=exhausted,
         notes=tuple(notes),
     )
 

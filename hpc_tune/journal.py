@@ -1,0 +1,164 @@
+"""The study journal: append-only JSON Lines under a file lock.
+
+Every event is one line ``{"v": FORMAT, "t": unix_time, "e": kind, ...}``, written
+whole with one ``write`` and fsynced before the writer acts on it. A crash can
+leave at most a torn last line: readers ignore it, and the next append cuts it off
+(it was never complete, so nobody acted on it) before writing. A journal written
+by a newer hpc-tune is refused instead of being misread.
+
+Imports nothing else of hpc-tune: it stores dicts, it does not interpret them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from filelock import FileLock, Timeout
+
+FORMAT_VERSION = 1
+JOURNAL_FILE = "journal.jsonl"
+LOCK_FILE = "journal.lock"
+
+
+class JournalError(Exception):
+    """A journal that cannot be used; the message says why and what to do."""
+
+    exit_code = 2
+
+
+class Journal:
+    def __init__(self, study_dir: str, lock_timeout: float = 60.0):
+        self.dir = study_dir
+        self.path = os.path.join(study_dir, JOURNAL_FILE)
+        self.lock_path = os.path.join(study_dir, LOCK_FILE)
+        self.lock_timeout = lock_timeout
+        self._lock = FileLock(self.lock_path, timeout=lock_timeout)
+        self.skipped_lines = 0  # complete lines that were not JSON (should never happen)
+
+    # -- locking ----------------------------------------------------------------
+    def _owner_path(self) -> str:
+        return self.lock_path + ".owner"
+
+    def _acquire(self) -> None:
+        try:
+            self._lock.acquire()
+        except Timeout:
+            holder = "unknown"
+            try:
+                with open(self._owner_path(), encoding="utf-8") as fh:
+                    holder = fh.read().strip() or holder
+            except OSError:
+                pass
+            raise JournalError(
+                f"could not lock {self.lock_path} within {self.lock_timeout:g} s; last holder: {holder}. "
+                f"If that process is gone and the study directory is on NFS or Lustre, the lock may be held "
+                f"by a dead client until its lease ends (about 90 s on NFSv4); retry then.") from None
+        try:
+            with open(self._owner_path(), "w", encoding="utf-8") as fh:
+                fh.write(f"host={socket.gethostname()} pid={os.getpid()} since={time.time():.0f}\n")
+        except OSError:
+            pass
+
+    # -- writing ----------------------------------------------------------------
+    def append(self, *events: Dict[str, Any]) -> None:
+        """Append events atomically with respect to other writers, then fsync."""
+        if not events:
+            return
+        now = time.time()
+        payload = "".join(
+            json.dumps({"v": FORMAT_VERSION, "t": round(now, 3), **e}, separators=(",", ":"), allow_nan=False)
+            + "\n" for e in events).encode()
+        self._acquire()
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                self._repair_tail(fd)
+                os.write(fd, payload)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        finally:
+            self._lock.release()
+
+    @staticmethod
+    def _repair_tail(fd: int) -> None:
+        """Cut a torn last line (no trailing newline) left by a crashed writer."""
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return
+        if os.pread(fd, 1, size - 1) == b"\n":
+            return
+        # Find the last newline; everything after it is the torn line.
+        block = 4096
+        end = size
+        while end > 0:
+            start = max(0, end - block)
+            chunk = os.pread(fd, end - start, start)
+            i = chunk.rfind(b"\n")
+            if i >= 0:
+                os.ftruncate(fd, start + i + 1)
+                return
+            end = start
+        os.ftruncate(fd, 0)
+
+    # -- reading ----------------------------------------------------------------
+    def read(self, offset: int = 0) -> Tuple[List[Dict[str, Any]], int]:
+        """Complete events from byte ``offset``; returns them and the new offset.
+
+        A torn last line is left for later (the offset stops before it).
+        """
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return [], offset
+        end = data.rfind(b"\n") + 1
+        events = []
+        for raw in data[:end].splitlines():
+            if not raw.strip():
+                continue
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                self.skipped_lines += 1
+                continue
+            if not isinstance(event, dict):
+                self.skipped_lines += 1
+                continue
+            version = event.get("v", 0)
+            if isinstance(version, int) and version > FORMAT_VERSION:
+                raise JournalError(
+                    f"{self.path} was written by a newer hpc-tune (journal format {version}; this hpc-tune reads "
+                    f"format {FORMAT_VERSION} and older). Upgrade hpc-tune to read this study: "
+                    f"pip install -U hpc-tune")
+            events.append(event)
+        return events, offset + end
+
+    def events(self) -> List[Dict[str, Any]]:
+        return self.read(0)[0]
+
+    def exists(self) -> bool:
+        return os.path.exists(self.path)
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+    """Write a small JSON file so readers see the old or the new content, never half."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: str) -> Optional[Any]:
+    """A small JSON file, or None when it is missing or not valid JSON."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
