@@ -52,8 +52,11 @@ V1_KINDS = ("grid", "random", "mapping", "hyperband", "bayes", "hyperopt", "iter
 ACQUISITIONS = ("ucb", "ei", "poi")
 
 
-def load_spec(path: str) -> Spec:
-    """Read and validate a study file. Raises ``SpecError`` (file, line, key path)."""
+def load_spec(path: str, base_dir: Optional[str] = None) -> Spec:
+    """Read and validate a study file. Raises ``SpecError`` (file, line, key path).
+
+    ``base_dir`` resolves relative references (``pathRef``); by default the file's
+    own folder (a study's frozen copy passes the original file's folder)."""
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
@@ -62,7 +65,7 @@ def load_spec(path: str) -> Spec:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read: {exc}", path) from None
     data, lines = load_yaml(text, path)
-    return build_spec(data, Source(path, lines), base_dir=os.path.dirname(os.path.abspath(path)))
+    return build_spec(data, Source(path, lines), base_dir=base_dir or os.path.dirname(os.path.abspath(path)))
 
 
 def spec_from_dict(data: Dict[str, Any], name: str = "<dict>") -> Spec:

@@ -22,6 +22,15 @@ _FLOAT_12 = re.compile(
     re.X,
 )
 _INT_12 = re.compile(r"^[-+]?[0-9]+$")
+# YAML 1.1's int rule minus its base-60 form: PyYAML reads `1:5` as 65 and `2:00:00`
+# as 7200, which turns `uniform: 1:5` or `time: 2:00:00` into nonsense.
+_INT_NO_SEXAGESIMAL = re.compile(
+    r"""^(?:[-+]?0b[0-1_]+
+    |[-+]?0[0-7_]+
+    |[-+]?(?:0|[1-9][0-9_]*)
+    |[-+]?0x[0-9a-fA-F_]+)$""",
+    re.X,
+)
 
 
 class _Loader(yaml.SafeLoader):
@@ -29,11 +38,14 @@ class _Loader(yaml.SafeLoader):
 
 
 # Copy the resolver table so SafeLoader itself is left untouched, then replace the
-# YAML 1.1 float rule by the 1.2 one (ints keep priority: they are tried first).
+# YAML 1.1 float rule by the 1.2 one and the int rule by one without base 60 (ints keep
+# priority: they are tried first).
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:float"]
+    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:float", "tag:yaml.org,2002:int")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+for _first in list("-+0123456789"):
+    _Loader.yaml_implicit_resolvers.setdefault(_first, []).append(("tag:yaml.org,2002:int", _INT_NO_SEXAGESIMAL))
 for _first in list("-+0123456789."):
     _Loader.yaml_implicit_resolvers.setdefault(_first, []).append(("tag:yaml.org,2002:float", _FLOAT_12))
 
@@ -42,6 +54,9 @@ def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
     text = loader.construct_scalar(node)
     if _INT_12.match(text):
         return int(text)
+    special = {".inf": "inf", "+.inf": "inf", "-.inf": "-inf", ".nan": "nan"}.get(text.lower())
+    if special is not None:  # YAML's spelling, which Python's float() does not read
+        return float(special)
     return float(text.replace("_", ""))
 
 

@@ -1,0 +1,390 @@
+"""The controller: one loop over the journal, the backend and a searcher.
+
+Every start replays the journal, so "resume after anything" is simply what a start
+does. Each cycle:
+
+1. fold new journal events (another process may have appended a ``cancel``);
+2. look for finished trials cheaply: the exit record a trial wrapper writes in its
+   folder; every ``poll_interval`` seconds also ONE scheduler query for all live jobs
+   (the safety net for jobs that die without an exit record, and running/pending);
+3. copy new result lines into the journal; end trials whose job ended;
+4. apply early stopping (study-wide thresholds, failure percentage, per-trial rules);
+5. fill free slots: ask the searcher, record each trial, then submit, then record the
+   job id (a trial recorded but never submitted is found again on restart);
+6. end the study when the searcher is exhausted and nothing is live.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+from .backends import Backend, BackendBusy, BackendError, JobRequest, JobState, JobStatus
+from .journal import Journal
+from .search import suggest
+from .search.base import TrialState
+from .search.stopping import trials_to_stop
+from .spec import Spec, render
+from .spec.model import HyperbandConfig
+from .study import CHECKPOINT_DIR, RESULT_FILE, StudyView, TrialView, load_view, refresh, trial_dir
+from .trial import (
+    ATTEMPT_ENV,
+    CHECKPOINT_DIR_ENV,
+    RESULT_FILE_ENV,
+    STUDY_DIR_ENV,
+    TRIAL_DIR_ENV,
+    TRIAL_ID_ENV,
+    read_exit_record,
+)
+
+log = logging.getLogger("hpc_tune.controller")
+
+# How a backend's final job state ends a trial (None: the trial may be retried).
+_FAILED_STATES = {
+    JobState.FAILED: "the job failed",
+    JobState.OUT_OF_MEMORY: "the job ran out of memory (OUT_OF_MEMORY)",
+    JobState.BOOT_FAIL: "the node failed to boot (BOOT_FAIL)",
+    JobState.DEADLINE: "the job missed its deadline (DEADLINE)",
+}
+_RETRY_STATES = {
+    JobState.TIMEOUT: "time limit reached (TIMEOUT)",
+    JobState.NODE_FAIL: "node failure (NODE_FAIL)",
+    JobState.LOST: "the job vanished from the scheduler",
+}
+MAX_SUBMIT_PER_CYCLE = 1000
+
+
+class Controller:
+    def __init__(self, study_dir: str, spec: Spec, backend: Backend, *, poll_interval: float = 30.0,
+                 tick: float = 1.0, journal: Optional[Journal] = None):
+        self.study_dir = study_dir
+        self.spec = spec
+        self.backend = backend
+        self.poll_interval = poll_interval
+        self.tick = tick
+        self.journal = journal or Journal(study_dir)
+        self.view: StudyView = load_view(study_dir, self.journal)
+        self.metric = spec.metric.name if spec.metric else None
+        self._last_poll = 0.0
+        self._stop_signal: Optional[str] = None
+        self._exhausted = False
+        self._backoff = 0.0  # seconds to wait after the scheduler said it is busy
+        self._backoff_until = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+    def install_signal_handlers(self) -> None:
+        """USR1 (Slurm's warning before the time limit): finish the cycle, requeue our
+        own job, exit. TERM/INT (preemption, scancel, Ctrl-C): finish the cycle, exit."""
+        def handler(signum: int, _frame: Any) -> None:
+            self._stop_signal = signal.Signals(signum).name
+
+        for sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, handler)
+
+    def run(self, max_cycles: Optional[int] = None) -> Dict[str, Any]:
+        """Run until the study ends or a stop signal arrives; returns the study end
+        record (or ``{"state": "interrupted"}``)."""
+        self._event("controller", action="start", host=socket.gethostname(), pid=os.getpid(),
+                    job=os.environ.get("SLURM_JOB_ID"))
+        self._reattach()
+        cycles = 0
+        try:
+            while self.view.ended is None:
+                self.cycle()
+                cycles += 1
+                if self.view.ended is not None:
+                    break
+                if self._stop_signal or (max_cycles is not None and cycles >= max_cycles):
+                    return self._interrupted()
+                time.sleep(self.tick)
+        finally:
+            self._event("controller", action="stop", host=socket.gethostname(), pid=os.getpid(),
+                        reason=self._stop_signal or "")
+        return dict(self.view.ended)
+
+    def _interrupted(self) -> Dict[str, Any]:
+        if self._stop_signal == "SIGUSR1" and os.environ.get("SLURM_JOB_ID"):
+            # Our own time limit is near: come back as the same job, the study carries on.
+            job = os.environ["SLURM_JOB_ID"]
+            log.info("USR1: requeueing controller job %s", job)
+            subprocess.run(["scontrol", "requeue", job], check=False)
+        return {"state": "interrupted", "reason": self._stop_signal or "max cycles"}
+
+    # ---------------------------------------------------------------------- cycle
+    def cycle(self) -> None:
+        refresh(self.view, self.journal)
+        if self.view.ended is not None:
+            return
+        if self.view.cancel_requested is not None:
+            self._stop_study("cancelled", self.view.cancel_requested, TrialState.CANCELLED)
+            return
+        self._collect()
+        if self.view.ended is None:
+            self._early_stopping()
+        if self.view.ended is None and time.monotonic() >= self._backoff_until:
+            unsubmitted = [t for t in self.view.live() if not t.submitted]
+            if unsubmitted:  # left over from a busy scheduler: they go first
+                self._submit(unsubmitted)
+            else:
+                self._fill_slots()
+        if self.view.ended is None and self._exhausted and not self.view.live():
+            done = [t for t in self.view.trials.values() if t.state is TrialState.COMPLETED]
+            self._event("study_end", state="finished",
+                        reason=f"all {len(self.view.trials)} trials ended ({len(done)} completed)")
+
+    # ----------------------------------------------------------- watching trials
+    def _collect(self) -> None:
+        live = [t for t in self.view.live() if t.submitted]
+        if not live:
+            return
+        statuses: Dict[str, JobStatus] = {}
+        now = time.monotonic()
+        if now - self._last_poll >= self.poll_interval:
+            self._last_poll = now
+            statuses = self.backend.poll([t.job_id for t in live if t.job_id])
+        for t in live:
+            self._read_results(t)
+            record = read_exit_record(trial_dir(self.study_dir, t.trial_id))
+            if record is not None and int(record.get("attempt", -1)) == t.attempt:
+                self._end_from_exit(t, record)
+                continue
+            status = statuses.get(t.job_id or "")
+            if status is not None:
+                self._apply_status(t, status)
+
+    def _apply_status(self, t: TrialView, status: JobStatus) -> None:
+        state = status.state
+        if state in (JobState.RUNNING,) and t.state is not TrialState.RUNNING:
+            self._event("state", id=t.trial_id, state="running", raw=status.raw)
+        elif state.live or state is JobState.UNKNOWN:
+            return
+        elif state is JobState.COMPLETED:
+            # Finished but no exit record (yet): the file system may lag; the next
+            # cycle sees it. A job that truly wrote none ends on the next poll.
+            if t.raw_state == "COMPLETED-no-exit-record":
+                self._end_clean_exit(t, status.raw)
+            else:
+                self._event("state", id=t.trial_id, state=t.state.value, raw="COMPLETED-no-exit-record")
+        elif state is JobState.CANCELLED:
+            self._end(t, TrialState.CANCELLED, f"the job was cancelled outside hpc-tune ({status.raw})", status.raw)
+        elif state is JobState.PREEMPTED:
+            self._retry(t, "preempted and not requeued by Slurm", count=False)
+        elif state in _RETRY_STATES:
+            self._retry(t, _RETRY_STATES[state], count=True, raw=status.raw)
+        else:
+            reason = _FAILED_STATES.get(state, f"the job ended {status.raw or state.value}")
+            if status.exit_code:
+                reason += f" (exit code {status.exit_code})"
+            self._end(t, TrialState.FAILED, reason, status.raw)
+
+    def _end_from_exit(self, t: TrialView, record: Dict[str, Any]) -> None:
+        self._read_results(t)
+        code = record.get("exit_code")
+        if code == 0:
+            self._end_clean_exit(t, "exit 0")
+        else:
+            sig = record.get("signal")
+            why = f"killed by {sig}" if sig else f"exit code {code}"
+            self._end(t, TrialState.FAILED, f"the command failed ({why}); see `hpc-tune logs`", f"exit {code}")
+
+    def _end_clean_exit(self, t: TrialView, raw: str) -> None:
+        if self.metric is None:
+            self._end(t, TrialState.COMPLETED, "", raw)
+        elif t.last(self.metric) is None:
+            self._end(t, TrialState.FAILED, f"exited 0 without reporting `{self.metric}`", raw)
+        else:
+            self._end(t, TrialState.COMPLETED, "", raw)
+
+    def _read_results(self, t: TrialView) -> None:
+        """Copy the result lines the trial appended since the last read."""
+        path = os.path.join(trial_dir(self.study_dir, t.trial_id), RESULT_FILE)
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(t.result_offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return
+        end = data.rfind(b"\n") + 1
+        if end == 0:
+            return
+        events = []
+        pos = t.result_offset
+        for raw in data[:end].split(b"\n")[:-1]:
+            pos += len(raw) + 1
+            try:
+                obj = json.loads(raw)
+                if not isinstance(obj, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as exc:
+                text = raw[:80].decode("utf-8", "replace")
+                events.append({"e": "warning", "id": t.trial_id,
+                               "message": f"skipped a malformed line in {RESULT_FILE} ({exc}): {text!r}"})
+                events.append({"e": "report", "id": t.trial_id, "end": pos, "data": None})
+                continue
+            clean = {k: v for k, v in obj.items() if _json_number_or_str(v)}
+            events.append({"e": "report", "id": t.trial_id, "end": pos, "data": clean})
+        self._events(events)
+
+    # ------------------------------------------------------------- ending trials
+    def _end(self, t: TrialView, state: TrialState, reason: str, raw: str = "") -> None:
+        value = t.last(self.metric) if self.metric and state in (TrialState.COMPLETED, TrialState.STOPPED) else None
+        self._event("end", id=t.trial_id, state=state.value, value=value, reason=reason, raw=raw)
+
+    def _retry(self, t: TrialView, reason: str, count: bool, raw: str = "") -> None:
+        if count and t.retries >= self.spec.slurm.max_retries:
+            self._end(t, TrialState.FAILED, f"{reason}; no retries left ({self.spec.slurm.max_retries} used)", raw)
+            return
+        self._event("retry", id=t.trial_id, attempt=t.attempt + 1, reason=reason, counted=count)
+        self._submit([self.view.trials[t.trial_id]])
+
+    def _stop_study(self, state: str, reason: str, trial_state: TrialState) -> None:
+        live = self.view.live()
+        ids = [t.job_id for t in live if t.job_id]
+        if ids:
+            self.backend.cancel(ids)
+        self._events([{"e": "end", "id": t.trial_id, "state": trial_state.value, "value": None,
+                       "reason": reason} for t in live] + [{"e": "study_end", "state": state, "reason": reason}])
+
+    # ------------------------------------------------------------ early stopping
+    def _early_stopping(self) -> None:
+        es = self.spec.early_stopping
+        for th in es.thresholds:
+            for t in self.view.trials.values():
+                v = t.last(th.metric)
+                if v is not None and th.reached(v):
+                    sign = ">=" if th.optimization == "maximize" else "<="
+                    self._stop_study("early_stopped", f"trial {t.trial_id} reached {th.metric} = {v:g} "
+                                     f"({sign} {th.value:g})", TrialState.CANCELLED)
+                    return
+        if es.failure is not None:
+            finished = [t for t in self.view.trials.values() if t.state.finished]
+            failed = [t for t in finished if t.state is TrialState.FAILED]
+            if finished and 100.0 * len(failed) / len(finished) >= es.failure.percent:
+                self._stop_study("early_stopped", f"{len(failed)} of {len(finished)} finished trials failed "
+                                 f"(>= {es.failure.percent:g} %)", TrialState.CANCELLED)
+                return
+        if es.policies:
+            live = {t.trial_id: t for t in self.view.live()}
+            names = {p.metric.name for p in es.policies}
+            curves = {t.trial_id: {n: t.curve(n) for n in names} for t in self.view.trials.values()
+                      if t.state is not TrialState.CANCELLED}
+            stops = trials_to_stop(es.policies, curves, set(live))
+            to_cancel = [(live[tid], why) for tid, why in stops if tid in live]
+            if to_cancel:
+                self.backend.cancel([t.job_id for t, _ in to_cancel if t.job_id])
+                for t, why in to_cancel:
+                    self._end(t, TrialState.STOPPED, why)
+
+    # ---------------------------------------------------------------- submitting
+    def _free_slots(self) -> int:
+        live = len(self.view.live())
+        if self.spec.concurrency is None:
+            return MAX_SUBMIT_PER_CYCLE
+        return max(0, min(MAX_SUBMIT_PER_CYCLE, self.spec.concurrency - live))
+
+    def _fill_slots(self) -> None:
+        free = self._free_slots()
+        if free <= 0:
+            return
+        result = suggest(self.spec.space, self.spec.algorithm, self.view.history(), self.view.seed, free)
+        for note in result.notes:
+            if note not in self.view.warnings:
+                self._event("warning", message=note)
+        self._exhausted = result.exhausted
+        if not result.suggestions:
+            return
+        first = max(self.view.trials, default=-1) + 1
+        events = [{"e": "trial", "id": first + i, "params": s.params, "resource": s.resource, "meta": s.meta}
+                  for i, s in enumerate(result.suggestions)]
+        self._events(events)  # the intent is durable before anything reaches Slurm
+        self._submit([self.view.trials[e["id"]] for e in events])
+
+    def _submit(self, trials: Sequence[TrialView]) -> None:
+        requests = [self._request(t) for t in trials]
+        try:
+            job_ids = dict(enumerate(self.backend.submit(requests)))
+        except BackendBusy as exc:
+            # Limits reached or slurmctld busy: keep what got through, retry the rest later.
+            self._backoff = min(300.0, max(5.0, 2 * self._backoff))
+            self._backoff_until = time.monotonic() + self._backoff
+            log.warning("scheduler busy (%s); retrying in %.0f s", exc, self._backoff)
+            job_ids = exc.submitted
+        except BackendError as exc:
+            self._record_submitted(trials, exc.submitted)
+            self._stop_study("failed", f"the scheduler refused a trial job: {exc}", TrialState.FAILED)
+            return
+        else:
+            self._backoff = 0.0
+        self._record_submitted(trials, job_ids)
+
+    def _record_submitted(self, trials: Sequence[TrialView], job_ids: Dict[int, str]) -> None:
+        self._events([{"e": "submitted", "id": trials[i].trial_id, "attempt": trials[i].attempt, "job": job}
+                      for i, job in sorted(job_ids.items())])
+
+    def _request(self, t: TrialView) -> JobRequest:
+        tdir = trial_dir(self.study_dir, t.trial_id)
+        ckpt = os.path.join(tdir, CHECKPOINT_DIR)
+        parent = t.meta.get("resume_from")
+        if parent is not None and isinstance(self.spec.algorithm, HyperbandConfig):
+            # `resume: true`: continue from the parent configuration's checkpoints.
+            ckpt = os.path.join(trial_dir(self.study_dir, int(parent)), CHECKPOINT_DIR)
+        os.makedirs(tdir, exist_ok=True)
+        os.makedirs(ckpt, exist_ok=True)
+        values = dict(self.spec.run.constants)
+        values.update(t.params)
+        if isinstance(self.spec.algorithm, HyperbandConfig) and t.resource is not None:
+            values[self.spec.algorithm.resource.name] = t.resource
+        command = render(self.spec.run.cmd or "", values)
+        env = {
+            STUDY_DIR_ENV: self.study_dir,
+            TRIAL_ID_ENV: str(t.trial_id),
+            TRIAL_DIR_ENV: tdir,
+            RESULT_FILE_ENV: os.path.join(tdir, RESULT_FILE),
+            CHECKPOINT_DIR_ENV: ckpt,
+            ATTEMPT_ENV: str(t.attempt),
+        }
+        return JobRequest(trial_id=t.trial_id, name=f"hpct-{self.view.study_id}-{t.trial_id}", command=command,
+                          env=env, trial_dir=tdir, cwd=str(self.view.info.get("cwd") or os.getcwd()),
+                          gpus=self.spec.slurm.gpus, attempt=t.attempt)
+
+    def _reattach(self) -> None:
+        """Make the live jobs of earlier controllers known to the backend; adopt the
+        jobs of trials recorded but never marked submitted (a crash between sbatch and
+        the journal), found by job name. The rest are submitted by the next cycle."""
+        for t in self.view.live():
+            if t.submitted and t.job_id:
+                self.backend.attach(t.job_id, trial_dir(self.study_dir, t.trial_id))
+        orphans = [t for t in self.view.live() if not t.submitted]
+        if not orphans:
+            return
+        found = self.backend.find_jobs(f"hpct-{self.view.study_id}-")
+        by_name = {name: job for job, name in found.items()}
+        adopted = []
+        for t in orphans:
+            job = by_name.get(f"hpct-{self.view.study_id}-{t.trial_id}")
+            if job is not None:
+                adopted.append({"e": "submitted", "id": t.trial_id, "attempt": t.attempt, "job": job})
+        self._events(adopted)
+
+    # -------------------------------------------------------------------- journal
+    def _event(self, kind: str, **fields: Any) -> None:
+        self._events([{"e": kind, **fields}])
+
+    def _events(self, events: List[Dict[str, Any]]) -> None:
+        if not events:
+            return
+        self.journal.append(*events)
+        refresh(self.view, self.journal)
+
+
+def _json_number_or_str(v: Any) -> bool:
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return True
+    if isinstance(v, (int, float)):
+        return v == v and v not in (float("inf"), float("-inf"))
+    return False

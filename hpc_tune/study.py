@@ -1,0 +1,264 @@
+"""The study directory and the fold of its journal into what happened.
+
+    <state dir>/<study id>/
+        spec.yml            frozen copy of the submitted file
+        journal.jsonl       every event (see EVENTS below); journal.lock guards it
+        controller/         the controller job's script and logs
+        slurm/              submitit's folders for trial jobs
+        trials/<id>/        result.jsonl, checkpoints/, logs, exit.json
+
+Events (field ``e``) and what they mean:
+
+    study      {id, seed, file, cwd, base_dir, backend, slurm}     created; first line
+    trial      {id, params, resource, meta}            a trial exists (recorded BEFORE submission)
+    submitted  {id, attempt, job}                      the backend accepted it
+    state      {id, state, raw}                        pending/running as the backend sees it
+    report     {id, end, data}                         one result line copied from result.jsonl
+    retry      {id, attempt, reason, counted}          resubmitted (time limit, node failure, preemption)
+    end        {id, state, value, reason, raw}         final: completed/failed/stopped/cancelled
+    cancel     {reason}                                a user asked the study to stop
+    study_end  {state, reason}                         finished/early_stopped/cancelled/failed
+    controller {action, host, pid, job}                a controller started or stopped
+    warning    {message, id?}                          something the user should know
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from .errors import UserError
+from .journal import Journal
+from .search.base import History, TrialRecord, TrialState
+
+TRIALS_DIR = "trials"
+SPEC_FILE = "spec.yml"
+RESULT_FILE = "result.jsonl"
+CHECKPOINT_DIR = "checkpoints"
+
+
+def default_state_dir() -> str:
+    """``$HPC_TUNE_STATE_DIR``, else ``./hpc-tune-studies`` where the user runs from
+    (on a cluster that is the shared filesystem every node sees)."""
+    return os.environ.get("HPC_TUNE_STATE_DIR") or os.path.join(os.getcwd(), "hpc-tune-studies")
+
+
+def new_study_id(spec_path: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", os.path.splitext(os.path.basename(spec_path))[0]).strip("-") or "study"
+    return f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def trial_dir(study_dir: str, trial_id: int) -> str:
+    return os.path.join(study_dir, TRIALS_DIR, str(trial_id))
+
+
+def find_study(ref: str, state_dir: Optional[str] = None) -> str:
+    """A study directory from an id (under the state dir) or a path."""
+    if os.path.isfile(os.path.join(ref, "journal.jsonl")):
+        return os.path.abspath(ref)
+    base = state_dir or default_state_dir()
+    path = os.path.join(base, ref)
+    if os.path.isfile(os.path.join(path, "journal.jsonl")):
+        return path
+    matches = [d for d in list_studies(base) if os.path.basename(d).startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise UserError(f"'{ref}' matches several studies: {', '.join(os.path.basename(m) for m in matches)}")
+    raise UserError(f"no study '{ref}' under {base} (set --state-dir or HPC_TUNE_STATE_DIR, or give the path)")
+
+
+def list_studies(state_dir: str) -> List[str]:
+    try:
+        names = sorted(os.listdir(state_dir))
+    except FileNotFoundError:
+        return []
+    return [os.path.join(state_dir, n) for n in names if os.path.isfile(os.path.join(state_dir, n, "journal.jsonl"))]
+
+
+def create_study(spec_path: str, spec: Any, state_dir: str, *, backend: str, seed: int,
+                 slurm: Optional[Dict[str, Any]] = None, poll_interval: float = 30.0) -> str:
+    """Make the study directory: a frozen copy of the file and the journal's first
+    event. Returns the directory."""
+    from . import __version__
+
+    study_id = new_study_id(spec_path)
+    study_dir = os.path.join(os.path.abspath(state_dir), study_id)
+    os.makedirs(os.path.join(study_dir, "controller"), exist_ok=True)
+    shutil.copyfile(spec_path, os.path.join(study_dir, SPEC_FILE))
+    metric = spec.metric
+    Journal(study_dir).append({
+        "e": "study", "id": study_id, "seed": seed, "file": os.path.abspath(spec_path), "cwd": os.getcwd(),
+        "base_dir": os.path.dirname(os.path.abspath(spec_path)), "backend": backend, "slurm": slurm or {},
+        "metric": metric.name if metric else None, "optimization": metric.optimization if metric else None,
+        "poll_interval": poll_interval, "version": __version__,
+    })
+    return study_dir
+
+
+# ------------------------------------------------------------------------------ fold
+
+
+@dataclass
+class TrialView:
+    trial_id: int
+    params: Dict[str, Any]
+    resource: Optional[float] = None
+    meta: Dict[str, Any] = field(default_factory=dict)
+    state: TrialState = TrialState.PENDING
+    job_id: Optional[str] = None
+    attempt: int = 0
+    retries: int = 0  # resubmissions that count against the spec's max_retries
+    submitted: bool = False
+    raw_state: str = ""
+    reports: List[Dict[str, Any]] = field(default_factory=list)
+    result_offset: int = 0
+    value: Optional[float] = None
+    reason: str = ""
+    created: float = 0.0
+    started: Optional[float] = None
+    ended: Optional[float] = None
+
+    def last(self, metric: str) -> Optional[float]:
+        """The last reported value of ``metric``."""
+        for r in reversed(self.reports):
+            v = r.get(metric)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                return float(v)
+        return None
+
+    def curve(self, metric: str) -> Tuple[Tuple[float, float], ...]:
+        out = []
+        for i, r in enumerate(self.reports):
+            v = r.get(metric)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                step = r.get("step", i)
+                out.append((float(step) if isinstance(step, (int, float)) else float(i), float(v)))
+        return tuple(out)
+
+    @property
+    def run_time(self) -> Optional[float]:
+        if self.started is None:
+            return None
+        return (self.ended or time.time()) - self.started
+
+
+@dataclass
+class StudyView:
+    study_dir: str
+    info: Dict[str, Any] = field(default_factory=dict)
+    trials: Dict[int, TrialView] = field(default_factory=dict)
+    ended: Optional[Dict[str, Any]] = None
+    cancel_requested: Optional[str] = None
+    controllers: List[Dict[str, Any]] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+    offset: int = 0  # journal bytes folded so far
+
+    @property
+    def study_id(self) -> str:
+        return str(self.info.get("id") or os.path.basename(self.study_dir))
+
+    @property
+    def seed(self) -> int:
+        return int(self.info["seed"])
+
+    def live(self) -> List[TrialView]:
+        return [t for t in self.trials.values() if t.state.live]
+
+    def counts(self) -> Dict[str, int]:
+        out: Dict[str, int] = {}
+        for t in self.trials.values():
+            out[t.state.value] = out.get(t.state.value, 0) + 1
+        return out
+
+    def history(self) -> History:
+        return History.of(
+            TrialRecord(t.trial_id, t.params, t.state, t.value, t.resource, t.meta,
+                        self._curve(t))
+            for t in sorted(self.trials.values(), key=lambda t: t.trial_id))
+
+    def _curve(self, t: TrialView) -> Tuple[Tuple[float, float], ...]:
+        metric = self.info.get("metric")
+        return t.curve(metric) if metric else ()
+
+    # -- the fold ---------------------------------------------------------------
+    def apply(self, event: Dict[str, Any]) -> None:
+        kind = event.get("e")
+        tid = event.get("id")
+        t = self.trials.get(tid) if isinstance(tid, int) else None
+        ts = float(event.get("t", 0.0))
+        if kind == "study":
+            self.info = dict(event)
+        elif kind == "trial" and isinstance(tid, int) and tid not in self.trials:
+            self.trials[tid] = TrialView(tid, dict(event.get("params", {})), event.get("resource"),
+                                         dict(event.get("meta", {})), created=ts)
+        elif t is None:
+            if kind == "study_end":
+                self.ended = dict(event)
+            elif kind == "cancel":
+                self.cancel_requested = str(event.get("reason", "cancelled by the user"))
+            elif kind == "controller":
+                self.controllers.append(dict(event))
+            elif kind == "warning":
+                self.warnings.append(str(event.get("message", "")))
+        elif kind == "submitted":
+            t.job_id = str(event.get("job"))
+            t.attempt = int(event.get("attempt", t.attempt))
+            t.submitted = True
+            if t.state.finished:  # a late duplicate: the end stands
+                return
+            t.state = TrialState.PENDING
+        elif kind == "state" and t.state.live:
+            t.state = TrialState(event["state"])
+            t.raw_state = str(event.get("raw", ""))
+            if t.state is TrialState.RUNNING and t.started is None:
+                t.started = ts
+        elif kind == "report":
+            data = event.get("data")
+            if isinstance(data, dict):
+                t.reports.append(data)
+            t.result_offset = max(t.result_offset, int(event.get("end", 0)))
+        elif kind == "retry":
+            t.attempt = int(event.get("attempt", t.attempt + 1))
+            t.retries += 1 if event.get("counted", True) else 0
+            t.submitted = False
+            t.job_id = None
+            t.state = TrialState.PENDING
+            t.reason = str(event.get("reason", ""))
+        elif kind == "end" and t.state.live:
+            t.state = TrialState(event["state"])
+            value = event.get("value")
+            t.value = float(value) if isinstance(value, (int, float)) else None
+            t.reason = str(event.get("reason", ""))
+            t.raw_state = str(event.get("raw", t.raw_state))
+            t.ended = ts
+            if t.started is None and t.state is not TrialState.CANCELLED:
+                t.started = ts
+        elif kind == "warning":
+            self.warnings.append(f"trial {tid}: {event.get('message', '')}")
+
+
+def load_view(study_dir: str, journal: Optional[Journal] = None) -> StudyView:
+    journal = journal or Journal(study_dir)
+    if not journal.exists():
+        raise UserError(f"{study_dir} is not a study directory (no journal.jsonl)")
+    view = StudyView(study_dir)
+    events, view.offset = journal.read(0)
+    for e in events:
+        view.apply(e)
+    if not view.info:
+        raise UserError(f"{journal.path} has no study record: not an hpc-tune journal, or it was truncated")
+    return view
+
+
+def refresh(view: StudyView, journal: Journal) -> StudyView:
+    """Fold the events appended since ``view`` was read."""
+    events, view.offset = journal.read(view.offset)
+    for e in events:
+        view.apply(e)
+    return view
