@@ -1,0 +1,125 @@
+"""The one small interface every backend implements: submit, poll, cancel, find_jobs.
+
+Modelled on submitit's Executor/Job split, without its watcher: the controller polls all its
+live jobs with ONE call per loop (one ``sacct`` on Slurm), and job ids are plain strings it
+keeps in the journal, so a restarted controller carries on with the same ids.
+"""
+from __future__ import annotations
+
+import abc
+from collections import Counter
+from dataclasses import dataclass
+from enum import Enum
+from typing import Dict, List, Optional, Sequence
+
+from ..trial import ATTEMPT_ENV, TRIAL_DIR_ENV, TRIAL_ID_ENV
+
+
+class BackendError(RuntimeError):
+    """The scheduler refused a request; the message is the scheduler's own.
+
+    ``submitted`` maps request index -> job id for the requests of a ``submit`` call that did
+    get a job before the error (the controller must journal them: they will run)."""
+
+    def __init__(self, message: str, submitted: Optional[Dict[int, str]] = None) -> None:
+        super().__init__(message)
+        self.submitted: Dict[int, str] = dict(submitted or {})
+
+
+class BackendBusy(BackendError):
+    """The scheduler is busy or a limit is reached (socket timeouts, MaxSubmitJobs, ...):
+    back off and try again later."""
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    trial_id: int
+    name: str  # job name: carries study and trial ids, so find_jobs can find it by prefix
+    command: str  # the rendered shell command
+    env: Dict[str, str]
+    trial_dir: str
+    cwd: str  # where the user submitted the study from: the command runs there
+    gpus: int = 0
+    attempt: int = 0
+
+
+def job_env(request: JobRequest) -> Dict[str, str]:
+    """The trial's environment: the request's, with the trial protocol's ids filled in where missing."""
+    env = dict(request.env)
+    env.setdefault(TRIAL_ID_ENV, str(request.trial_id))
+    env.setdefault(TRIAL_DIR_ENV, request.trial_dir)
+    env.setdefault(ATTEMPT_ENV, str(request.attempt))
+    return env
+
+
+class JobState(str, Enum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TIMEOUT = "TIMEOUT"
+    NODE_FAIL = "NODE_FAIL"
+    OUT_OF_MEMORY = "OUT_OF_MEMORY"
+    PREEMPTED = "PREEMPTED"  # final: preempted and NOT requeued (a requeued job is REQUEUED)
+    REQUEUED = "REQUEUED"  # will run again under the same job id
+    BOOT_FAIL = "BOOT_FAIL"
+    DEADLINE = "DEADLINE"
+    SUSPENDED = "SUSPENDED"
+    UNKNOWN = "UNKNOWN"  # not known now (e.g. sacct down): ask again later
+    LOST = "LOST"  # the backend has no trace of the job: neither the scheduler nor the process
+
+    @property
+    def live(self) -> bool:
+        """The job holds or waits for resources and will still run (or is running)."""
+        return self in _LIVE
+
+    @property
+    def final(self) -> bool:
+        """The job is over for good under this id."""
+        return self in _FINAL
+
+
+_LIVE = frozenset({JobState.PENDING, JobState.RUNNING, JobState.REQUEUED, JobState.SUSPENDED})
+_FINAL = frozenset(JobState) - _LIVE - {JobState.UNKNOWN}
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    job_id: str
+    state: JobState
+    exit_code: Optional[int] = None  # the trial's exit code when known (128+N: killed by signal N)
+    reason: str = ""  # why pending / how it ended, in the scheduler's words or ours
+    raw: str = ""  # the scheduler's own word for the state, e.g. "CANCELLED by 0"
+
+
+class Backend(abc.ABC):
+    """Submits trial jobs and tells their state. Never sees a metric."""
+
+    name: str = "?"
+
+    def __init__(self) -> None:
+        # Scheduler calls made, by command (sbatch, sacct, squeue, scancel, scontrol, ...).
+        self.calls: Counter = Counter()
+
+    @abc.abstractmethod
+    def submit(self, requests: Sequence[JobRequest]) -> List[str]:
+        """Submit jobs; return their ids in request order. Raises BackendBusy / BackendError."""
+
+    @abc.abstractmethod
+    def poll(self, job_ids: Sequence[str]) -> Dict[str, JobStatus]:
+        """The state of every id, with one scheduler query for all of them."""
+
+    @abc.abstractmethod
+    def cancel(self, job_ids: Sequence[str]) -> None:
+        """Cancel jobs (one scheduler call); ids that are already over are ignored."""
+
+    @abc.abstractmethod
+    def find_jobs(self, name_prefix: str) -> Dict[str, str]:
+        """Live jobs whose name starts with ``name_prefix``: job id -> name. Used after a crash to
+        adopt jobs whose ids never reached the journal."""
+
+    def attach(self, job_id: str, trial_dir: str) -> None:  # noqa: B027 (optional hook)
+        """Make a job created by an earlier process (a crashed controller) known to this backend
+        instance. A no-op where the scheduler itself knows jobs by id (Slurm)."""
+

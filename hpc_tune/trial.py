@@ -1,0 +1,351 @@
+"""What runs inside (or around) a trial job.
+
+Two halves, both language-agnostic at the file level (see DESIGN.md, "Trial protocol"):
+
+* trial side: ``report(step, **metrics)`` appends one JSON line to ``$HPC_TUNE_RESULT_FILE``;
+  ``checkpoint_dir()`` is where a trial saves and finds its checkpoints.
+* job side: ``run_trial(command, env, trial_dir)`` runs the trial's shell command, forwards
+  the scheduler's signals to it, and leaves two small files in the trial folder, each written
+  atomically (temporary file + rename), which is all the controller needs to read to know
+  that a trial started and how it ended:
+
+      started.json  {"job_id", "restart_count", "attempt", "started", "host", "pid", "child_pid"}
+      exit.json     {"exit_code", "signal", "job_id", "restart_count", "attempt", "started",
+                     "ended", "host", "signals_received"[, "error"]}
+
+  ``exit_code`` is the command's (128+N if signal N killed it, 127 with "error" if it could
+  not start); ``signals_received`` lists what the job got (SIGUSR2: the scheduler's warning
+  before a time limit or preemption); ``job_id`` is the backend's id (``123_4`` for an array
+  task), so a record left by an earlier job of the same folder is recognised.
+
+  ``exit.json`` means "this job is over for good". A job that Slurm itself ends after a signal
+  (scancel, time limit, the end of a preemption's grace time) may be requeued, so the Slurm
+  backend asks for no exit record in that case (see ``after_signal``) and ``sacct`` says how
+  the job ended.
+
+``python -m hpc_tune.trial run TRIAL_DIR`` runs ``TRIAL_DIR/job.json`` (used by the local
+backend). This module imports nothing else of hpc_tune, so a job needs only this file.
+"""
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional
+
+# Environment of a trial (DESIGN.md, "Trial protocol").
+STUDY_DIR_ENV = "HPC_TUNE_STUDY_DIR"
+TRIAL_ID_ENV = "HPC_TUNE_TRIAL_ID"
+TRIAL_DIR_ENV = "HPC_TUNE_TRIAL_DIR"
+RESULT_FILE_ENV = "HPC_TUNE_RESULT_FILE"
+CHECKPOINT_DIR_ENV = "HPC_TUNE_CHECKPOINT_DIR"
+ATTEMPT_ENV = "HPC_TUNE_ATTEMPT"  # the controller's resubmission count (Slurm's requeues are not counted)
+JOB_ID_ENV = "HPC_TUNE_JOB_ID"  # set by run_trial for the command: the backend's id of this job
+
+# Files in a trial folder.
+RESULT_FILE = "result.jsonl"  # default when HPC_TUNE_RESULT_FILE is not given
+CHECKPOINT_SUBDIR = "checkpoints"  # default when HPC_TUNE_CHECKPOINT_DIR is not given
+STARTED_RECORD = "started.json"
+EXIT_RECORD = "exit.json"
+JOB_FILE = "job.json"  # {"command", "env", "cwd", "gpus"}: what `python -m hpc_tune.trial run` runs
+SLOT_FILE = "slot.json"  # {"job_id", "devices"}: GPUs granted by the local backend
+
+# Signals the wrapper passes on to the command: the scheduler's warnings and kill requests.
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
+
+# ---------------------------------------------------------------------------------------------
+# Trial side
+
+
+_warned_standalone = False
+
+
+def report(step: Optional[float] = None, **metrics: float) -> None:
+    """Append one result line ``{"step": .., <metrics>, "time": <unix time>}`` to the trial's
+    result file. Values must be finite numbers. Outside a trial (``HPC_TUNE_RESULT_FILE``
+    unset) the line goes to stderr instead, so a training script also runs on its own."""
+    if not metrics:
+        raise ValueError("report() needs at least one metric, e.g. report(step=3, loss=0.41)")
+    if "time" in metrics:
+        raise ValueError('report(): "time" is reserved (the time of the report is added to each line)')
+    record: Dict[str, Any] = {}
+    if step is not None:
+        record["step"] = _finite_number("step", step)
+    for name, value in metrics.items():
+        record[name] = _finite_number(name, value)
+    record["time"] = time.time()
+    line = (json.dumps(record, allow_nan=False) + "\n").encode()
+
+    path = os.environ.get(RESULT_FILE_ENV)
+    if not path:
+        global _warned_standalone
+        if not _warned_standalone:
+            _warned_standalone = True
+            print(
+                f"hpc_tune.report: {RESULT_FILE_ENV} is not set (not running as an hpc-tune trial); "
+                "metrics go to stderr",
+                file=sys.stderr,
+            )
+        sys.stderr.write("hpc_tune.report: " + line.decode())
+        sys.stderr.flush()
+        return
+    # O_APPEND + one write per line: concurrent writers and the controller's reader never see
+    # half a line interleaved with another one; fsync so a node crash does not lose reports.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        view = memoryview(line)
+        while view:  # a regular file takes the whole line at once except on a full disk
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _finite_number(name: str, value: Any) -> float:
+    # bool is an int to Python, but True as a metric is a bug, not a number.
+    if isinstance(value, (bool, str, bytes)) or not (isinstance(value, numbers.Real) or hasattr(value, "__float__")):
+        raise TypeError(f"report(): {name} must be a number, got {type(value).__name__} {value!r}")
+    if isinstance(value, numbers.Integral):
+        out: float = int(value)
+    else:
+        try:
+            out = float(value)  # numpy scalars, 0-d tensors
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"report(): {name} must be a number, got {type(value).__name__} {value!r}") from exc
+    if not math.isfinite(out):
+        raise ValueError(f"report(): {name} must be finite, got {out!r}")
+    return out
+
+
+def checkpoint_dir() -> Path:
+    """The folder where this trial saves and finds its checkpoints (created if missing):
+    ``$HPC_TUNE_CHECKPOINT_DIR``, else ``$HPC_TUNE_TRIAL_DIR/checkpoints``, else ``./checkpoints``."""
+    path = os.environ.get(CHECKPOINT_DIR_ENV)
+    if not path:
+        trial_dir = os.environ.get(TRIAL_DIR_ENV)
+        path = os.path.join(trial_dir, CHECKPOINT_SUBDIR) if trial_dir else CHECKPOINT_SUBDIR
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Records
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` so that readers see the old file or the whole new one, never a part."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Optional[Dict[str, Any]]:
+    """The JSON object in ``path``, or None if it is missing, unreadable or not a JSON object."""
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read().decode("utf-8"))
+    except Exception:  # missing, half-written, binary garbage: all mean "no record"
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_exit_record(trial_dir: str) -> Optional[Dict[str, Any]]:
+    """The exit record of the trial folder, or None if there is none or it is garbage. Never raises."""
+    record = read_json(Path(trial_dir) / EXIT_RECORD)
+    if record is None:
+        return None
+    code = record.get("exit_code")
+    if isinstance(code, bool) or not isinstance(code, int):
+        return None
+    return record
+
+
+def read_started_record(trial_dir: str) -> Optional[Dict[str, Any]]:
+    """The start record of the trial folder, or None. Never raises."""
+    return read_json(Path(trial_dir) / STARTED_RECORD)
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Job side
+
+
+def current_job_id() -> str:
+    """This job's id as the backends name it: ``123``, ``123_4`` for an array task, else ``local-<pid>``."""
+    array_id, task_id = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array_id and task_id:
+        return f"{array_id}_{task_id}"
+    return os.environ.get("SLURM_JOB_ID") or f"local-{os.getpid()}"
+
+
+def _int_env(name: str, environ: Mapping[str, str]) -> int:
+    try:
+        return int(environ.get(name, "0") or 0)
+    except ValueError:
+        return 0
+
+
+def _killpg(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone already
+
+
+class _SignalForwarder:
+    """Signal handler that passes signals on to the command's process group."""
+
+    def __init__(self) -> None:
+        self.pgid: Optional[int] = None
+        self.received: List[str] = []
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.received.append(signal.Signals(signum).name)
+        if self.pgid is not None:
+            _killpg(self.pgid, signum)
+
+    def attach(self, pgid: int) -> None:
+        self.pgid = pgid
+        for name in self.received:  # signals that came while the command was being started
+            _killpg(pgid, signal.Signals[name])
+
+
+def run_trial(
+    command: str,
+    env: Mapping[str, str],
+    trial_dir: str,
+    cwd: Optional[str] = None,
+    *,
+    job_id: Optional[str] = None,
+    after_signal: Optional[Callable[[int, List[str]], bool]] = None,
+) -> int:
+    """Run ``bash -c command`` as one trial job and return its exit code (128+N if killed by
+    signal N).
+
+    ``env`` is merged over ``os.environ``; ``HPC_TUNE_TRIAL_DIR``, ``HPC_TUNE_RESULT_FILE`` and
+    ``HPC_TUNE_CHECKPOINT_DIR`` default to the trial folder, and ``HPC_TUNE_JOB_ID`` is set.
+    ``cwd`` is where the user submitted the study from (default: the current directory). The
+    command writes to this process's stdout and stderr (the job's logs). SIGTERM, SIGINT,
+    SIGUSR1 and SIGUSR2 are passed on to the command's process group.
+
+    ``job_id`` defaults to ``current_job_id()``. ``after_signal(exit_code, signal_names)`` is
+    called when the command ended non-zero after this process received one of those signals;
+    it returns whether that end is final (write ``exit.json``) and may end the job itself by
+    raising SystemExit (e.g. after requeueing it), in which case no exit record is written.
+    Without it, every end is final.
+    """
+    trial = Path(trial_dir)
+    trial.mkdir(parents=True, exist_ok=True)
+    identity: Dict[str, Any] = {
+        "job_id": job_id or current_job_id(),
+        "restart_count": _int_env("SLURM_RESTART_COUNT", os.environ),
+        "attempt": _int_env(ATTEMPT_ENV, {**os.environ, **env}),
+        "host": socket.gethostname(),
+    }
+    child_env = {**os.environ, **env}
+    child_env.setdefault(TRIAL_DIR_ENV, str(trial))
+    child_env.setdefault(RESULT_FILE_ENV, str(trial / RESULT_FILE))
+    child_env.setdefault(CHECKPOINT_DIR_ENV, str(trial / CHECKPOINT_SUBDIR))
+    child_env[JOB_ID_ENV] = identity["job_id"]
+
+    _remove(trial / EXIT_RECORD)  # left by an earlier run of this trial folder (requeue, retry)
+    forwarder = _SignalForwarder()
+    previous: Dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():  # handlers can only be set there
+        for signum in FORWARDED_SIGNALS:
+            previous[signum] = signal.signal(signum, forwarder)
+    try:
+        started = time.time()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            # Own session, so that the forwarded signal reaches the whole command (bash and what
+            # it started) and a terminal's Ctrl-C reaches it only through us.
+            child = subprocess.Popen(
+                ["bash", "-c", command], env=child_env, cwd=cwd or None, start_new_session=True
+            )
+        except OSError as exc:  # no such cwd, no bash: as final as a failing command
+            print(f"hpc_tune.trial: cannot start the trial: {exc}", file=sys.stderr)
+            write_json_atomic(
+                trial / EXIT_RECORD,
+                {"exit_code": 127, "signal": None, **identity, "started": started, "ended": time.time(),
+                 "signals_received": forwarder.received, "error": str(exc)},
+            )
+            return 127
+        forwarder.attach(child.pid)
+        write_json_atomic(
+            trial / STARTED_RECORD, {**identity, "started": started, "pid": os.getpid(), "child_pid": child.pid}
+        )
+        returncode = child.wait()  # signal handlers run while waiting (PEP 475 retries the wait)
+        ended = time.time()
+        signame = signal.Signals(-returncode).name if returncode < 0 else None
+        exit_code = 128 - returncode if returncode < 0 else returncode
+        final = True
+        if forwarder.received and exit_code != 0 and after_signal is not None:
+            final = after_signal(exit_code, list(forwarder.received))
+        if final:
+            write_json_atomic(
+                trial / EXIT_RECORD,
+                {
+                    "exit_code": exit_code,
+                    "signal": signame,
+                    **identity,
+                    "started": started,
+                    "ended": ended,
+                    "signals_received": forwarder.received,
+                },
+            )
+        return exit_code
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _wait_for_slot(trial_dir: Path, job_id: str, poll_s: float = 0.1) -> List[str]:
+    """Block until the local backend grants this job its GPUs; return their ids."""
+    while True:
+        grant = read_json(trial_dir / SLOT_FILE)
+        if grant and grant.get("job_id") == job_id and isinstance(grant.get("devices"), list):
+            return [str(d) for d in grant["devices"]]
+        time.sleep(poll_s)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``python -m hpc_tune.trial run TRIAL_DIR``: run ``TRIAL_DIR/job.json`` as local job
+    ``local-<pid>``; a job that asks for GPUs first waits for the backend's grant."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "run":
+        print("usage: python -m hpc_tune.trial run TRIAL_DIR", file=sys.stderr)
+        return 2
+    trial = Path(args[1]).resolve()
+    spec = read_json(trial / JOB_FILE)
+    if spec is None or not isinstance(spec.get("command"), str):
+        print(f"hpc_tune.trial: no valid {trial / JOB_FILE}", file=sys.stderr)
+        return 2
+    job_id = f"local-{os.getpid()}"
+    env = {str(k): str(v) for k, v in (spec.get("env") or {}).items()}
+    if int(spec.get("gpus") or 0) > 0:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(_wait_for_slot(trial, job_id))
+    return run_trial(spec["command"], env, str(trial), spec.get("cwd"), job_id=job_id)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
