@@ -47,13 +47,9 @@ def main() -> None:
     if model is None:
         model = MLPClassifier(hidden_layer_sizes=(args.hidden,), learning_rate_init=args.lr, alpha=args.alpha,
                               batch_size=args.batch_size, random_state=args.seed)
-    rng = np.random.default_rng(args.seed)
     classes = np.unique(y)
     for epoch in range(done + 1, args.epochs + 1):
-        order = rng.permutation(len(x_train))
-        for start in range(0, len(order), args.batch_size):
-            idx = order[start:start + args.batch_size]
-            model.partial_fit(x_train[idx], y_train[idx], classes=classes)
+        model.partial_fit(x_train, y_train, classes=classes)  # one epoch of shuffled minibatches
         error = 1.0 - model.score(x_val, y_val)
         hpc_tune.report(step=epoch, val_error=error)
         if ckpt:

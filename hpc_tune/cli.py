@@ -128,6 +128,7 @@ def _start_controller(study_dir: str, backend: str, args: argparse.Namespace) ->
     if backend == "local" or args.foreground:
         print(f"running the controller here ({backend} backend); Ctrl-C stops it, "
               f"`hpc-tune resume {study_id}` carries on")
+        _log_to_terminal()
         end = run_controller(study_dir)
         _print_end(study_dir, end)
         return 0 if end.get("state") in ("finished", "early_stopped") else 1
@@ -156,6 +157,15 @@ def _wait_for_end(study_dir: str, every: float = 5.0) -> Dict[str, Any]:
         if view.ended is not None:
             return view.ended
         time.sleep(every)
+
+
+def _log_to_terminal() -> None:
+    import logging
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    logging.getLogger("hpc_tune").addHandler(handler)
+    logging.getLogger("hpc_tune").setLevel(logging.INFO)
 
 
 def _print_end(study_dir: str, end: Dict[str, Any]) -> None:

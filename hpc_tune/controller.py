@@ -185,20 +185,23 @@ class Controller:
     def _end_from_exit(self, t: TrialView, record: Dict[str, Any]) -> None:
         self._read_results(t)
         code = record.get("exit_code")
+        times = {k: record[k] for k in ("started", "ended") if isinstance(record.get(k), (int, float))}
         if code == 0:
-            self._end_clean_exit(t, "exit 0")
+            self._end_clean_exit(t, "exit 0", **times)
+        elif "SIGUSR2" in (record.get("signals_received") or []):
+            # The scheduler's warning before the time limit, and no requeue: resubmit.
+            self._retry(t, f"time limit reached (exit code {code} after SIGUSR2)", count=True)
         else:
             sig = record.get("signal")
             why = f"killed by {sig}" if sig else f"exit code {code}"
-            self._end(t, TrialState.FAILED, f"the command failed ({why}); see `hpc-tune logs`", f"exit {code}")
+            self._end(t, TrialState.FAILED, f"the command failed ({why}); see `hpc-tune logs`", f"exit {code}",
+                      **times)
 
-    def _end_clean_exit(self, t: TrialView, raw: str) -> None:
-        if self.metric is None:
-            self._end(t, TrialState.COMPLETED, "", raw)
-        elif t.last(self.metric) is None:
-            self._end(t, TrialState.FAILED, f"exited 0 without reporting `{self.metric}`", raw)
+    def _end_clean_exit(self, t: TrialView, raw: str, **times: float) -> None:
+        if self.metric is not None and t.last(self.metric) is None:
+            self._end(t, TrialState.FAILED, f"exited 0 without reporting `{self.metric}`", raw, **times)
         else:
-            self._end(t, TrialState.COMPLETED, "", raw)
+            self._end(t, TrialState.COMPLETED, "", raw, **times)
 
     def _read_results(self, t: TrialView) -> None:
         """Copy the result lines the trial appended since the last read."""
@@ -231,9 +234,9 @@ class Controller:
         self._events(events)
 
     # ------------------------------------------------------------- ending trials
-    def _end(self, t: TrialView, state: TrialState, reason: str, raw: str = "") -> None:
+    def _end(self, t: TrialView, state: TrialState, reason: str, raw: str = "", **times: float) -> None:
         value = t.last(self.metric) if self.metric and state in (TrialState.COMPLETED, TrialState.STOPPED) else None
-        self._event("end", id=t.trial_id, state=state.value, value=value, reason=reason, raw=raw)
+        self._event("end", id=t.trial_id, state=state.value, value=value, reason=reason, raw=raw, **times)
 
     def _retry(self, t: TrialView, reason: str, count: bool, raw: str = "") -> None:
         if count and t.retries >= self.spec.slurm.max_retries:
@@ -258,8 +261,11 @@ class Controller:
                 v = t.last(th.metric)
                 if v is not None and th.reached(v):
                     sign = ">=" if th.optimization == "maximize" else "<="
-                    self._stop_study("early_stopped", f"trial {t.trial_id} reached {th.metric} = {v:g} "
-                                     f"({sign} {th.value:g})", TrialState.CANCELLED)
+                    reason = f"trial {t.trial_id} reached {th.metric} = {v:g} ({sign} {th.value:g})"
+                    if t.state.live:  # the trial that got there keeps its value
+                        self.backend.cancel([t.job_id] if t.job_id else [])
+                        self._end(t, TrialState.STOPPED, "reached the early-stopping threshold")
+                    self._stop_study("early_stopped", reason, TrialState.CANCELLED)
                     return
         if es.failure is not None:
             finished = [t for t in self.view.trials.values() if t.state.finished]
@@ -380,6 +386,25 @@ class Controller:
             return
         self.journal.append(*events)
         refresh(self.view, self.journal)
+        for e in events:
+            _log_event(e, self.view)
+
+
+def _log_event(e: Dict[str, Any], view: StudyView) -> None:
+    """One line per thing a person following the study cares about."""
+    kind = e["e"]
+    if kind == "trial":
+        res = "" if e.get("resource") is None else f" @ {e['resource']:g}"
+        log.info("trial %s created%s: %s", e["id"], res, " ".join(f"{k}={v}" for k, v in e["params"].items()))
+    elif kind == "end":
+        value = "" if e.get("value") is None else f" {view.info.get('metric')}={e['value']:g}"
+        log.info("trial %s %s%s%s", e["id"], e["state"], value, f" ({e['reason']})" if e.get("reason") else "")
+    elif kind == "retry":
+        log.info("trial %s resubmitted (attempt %s): %s", e["id"], e["attempt"], e.get("reason", ""))
+    elif kind == "study_end":
+        log.info("study %s: %s", e["state"], e.get("reason", ""))
+    elif kind == "warning":
+        log.warning("%s%s", f"trial {e['id']}: " if "id" in e else "", e.get("message"))
 
 
 def _json_number_or_str(v: Any) -> bool:

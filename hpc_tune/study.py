@@ -236,9 +236,11 @@ class StudyView:
             t.value = float(value) if isinstance(value, (int, float)) else None
             t.reason = str(event.get("reason", ""))
             t.raw_state = str(event.get("raw", t.raw_state))
-            t.ended = ts
-            if t.started is None and t.state is not TrialState.CANCELLED:
-                t.started = ts
+            t.ended = float(event.get("ended", ts))
+            if isinstance(event.get("started"), (int, float)):
+                t.started = float(event["started"])
+            elif t.started is None and t.state is not TrialState.CANCELLED:
+                t.started = t.ended
         elif kind == "warning":
             self.warnings.append(f"trial {tid}: {event.get('message', '')}")
 
