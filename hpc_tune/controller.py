@@ -22,7 +22,7 @@ import signal
 import socket
 import subprocess
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from .backends import Backend, BackendBusy, BackendError, JobRequest, JobState, JobStatus
 from .journal import Journal
@@ -31,7 +31,16 @@ from .search.base import TrialState
 from .search.stopping import trials_to_stop
 from .spec import Spec, render
 from .spec.model import HyperbandConfig
-from .study import CHECKPOINT_DIR, RESULT_FILE, StudyView, TrialView, load_view, refresh, trial_dir
+from .study import (
+    CHECKPOINT_DIR,
+    RESULT_FILE,
+    StudyView,
+    TrialView,
+    load_view,
+    refresh,
+    trial_dir,
+    write_snapshot,
+)
 from .trial import (
     ATTEMPT_ENV,
     CHECKPOINT_DIR_ENV,
@@ -57,24 +66,43 @@ _RETRY_STATES = {
     JobState.LOST: "the job vanished from the scheduler",
 }
 MAX_SUBMIT_PER_CYCLE = 1000
+# Fault injection for the tests of issue "survive everything": HPC_TUNE_FAULT=POINT:N
+# kills this process with SIGKILL the N-th time it passes POINT (see _fault calls).
+_FAULT = os.environ.get("HPC_TUNE_FAULT", "")
+_fault_hits: Dict[str, int] = {}
+
+
+def _fault(point: str) -> None:
+    if not _FAULT:
+        return
+    name, _, count = _FAULT.partition(":")
+    if name == point:
+        _fault_hits[point] = _fault_hits.get(point, 0) + 1
+        if _fault_hits[point] == int(count or 1):
+            os.kill(os.getpid(), signal.SIGKILL)
+SNAPSHOT_EVERY_BYTES = 16 << 20  # a long journal replays from a snapshot, see study.write_snapshot
 
 
 class Controller:
     def __init__(self, study_dir: str, spec: Spec, backend: Backend, *, poll_interval: float = 30.0,
-                 tick: float = 1.0, journal: Optional[Journal] = None):
+                 tick: float = 1.0, journal: Optional[Journal] = None,
+                 lease_lost: Callable[[], bool] = lambda: False):
         self.study_dir = study_dir
         self.spec = spec
         self.backend = backend
         self.poll_interval = poll_interval
         self.tick = tick
         self.journal = journal or Journal(study_dir)
-        self.view: StudyView = load_view(study_dir, self.journal)
+        self.lease_lost = lease_lost
+        self.view: StudyView = load_view(study_dir, self.journal,
+                                         extra_curves=tuple(p.metric.name for p in spec.early_stopping.policies))
         self.metric = spec.metric.name if spec.metric else None
         self._last_poll = 0.0
         self._stop_signal: Optional[str] = None
         self._exhausted = False
         self._backoff = 0.0  # seconds to wait after the scheduler said it is busy
         self._backoff_until = 0.0
+        self._snapshot_offset = self.view.offset
 
     # ------------------------------------------------------------------ lifecycle
     def install_signal_handlers(self) -> None:
@@ -89,8 +117,6 @@ class Controller:
     def run(self, max_cycles: Optional[int] = None) -> Dict[str, Any]:
         """Run until the study ends or a stop signal arrives; returns the study end
         record (or ``{"state": "interrupted"}``)."""
-        self._event("controller", action="start", host=socket.gethostname(), pid=os.getpid(),
-                    job=os.environ.get("SLURM_JOB_ID"))
         self._reattach()
         cycles = 0
         try:
@@ -99,12 +125,16 @@ class Controller:
                 cycles += 1
                 if self.view.ended is not None:
                     break
+                if self.lease_lost():
+                    log.error("another controller took over this study's lease: stopping")
+                    return {"state": "interrupted", "reason": "lease taken over by another controller"}
                 if self._stop_signal or (max_cycles is not None and cycles >= max_cycles):
                     return self._interrupted()
                 time.sleep(self.tick)
         finally:
             self._event("controller", action="stop", host=socket.gethostname(), pid=os.getpid(),
                         reason=self._stop_signal or "")
+            write_snapshot(self.view)
         return dict(self.view.ended)
 
     def _interrupted(self) -> Dict[str, Any]:
@@ -117,6 +147,7 @@ class Controller:
 
     # ---------------------------------------------------------------------- cycle
     def cycle(self) -> None:
+        _fault("cycle")
         refresh(self.view, self.journal)
         if self.view.ended is not None:
             return
@@ -232,11 +263,14 @@ class Controller:
             clean = {k: v for k, v in obj.items() if _json_number_or_str(v)}
             events.append({"e": "report", "id": t.trial_id, "end": pos, "data": clean})
         self._events(events)
+        if events:
+            _fault("reported")
 
     # ------------------------------------------------------------- ending trials
     def _end(self, t: TrialView, state: TrialState, reason: str, raw: str = "", **times: float) -> None:
         value = t.last(self.metric) if self.metric and state in (TrialState.COMPLETED, TrialState.STOPPED) else None
         self._event("end", id=t.trial_id, state=state.value, value=value, reason=reason, raw=raw, **times)
+        _fault("ended")
 
     def _retry(self, t: TrialView, reason: str, count: bool, raw: str = "") -> None:
         if count and t.retries >= self.spec.slurm.max_retries:
@@ -308,6 +342,7 @@ class Controller:
         events = [{"e": "trial", "id": first + i, "params": s.params, "resource": s.resource, "meta": s.meta}
                   for i, s in enumerate(result.suggestions)]
         self._events(events)  # the intent is durable before anything reaches Slurm
+        _fault("recorded")
         self._submit([self.view.trials[e["id"]] for e in events])
 
     def _submit(self, trials: Sequence[TrialView]) -> None:
@@ -326,6 +361,7 @@ class Controller:
             return
         else:
             self._backoff = 0.0
+        _fault("submitted")  # in Slurm's queue, not yet in the journal
         self._record_submitted(trials, job_ids)
 
     def _record_submitted(self, trials: Sequence[TrialView], job_ids: Dict[int, str]) -> None:
@@ -386,6 +422,9 @@ class Controller:
             return
         self.journal.append(*events)
         refresh(self.view, self.journal)
+        if self.view.offset - self._snapshot_offset > SNAPSHOT_EVERY_BYTES:
+            write_snapshot(self.view)
+            self._snapshot_offset = self.view.offset
         for e in events:
             _log_event(e, self.view)
 

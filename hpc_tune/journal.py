@@ -10,11 +10,12 @@ Imports nothing else of hpc-tune: it stores dicts, it does not interpret them.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from filelock import FileLock, Timeout
 
@@ -62,6 +63,15 @@ class Journal:
         except OSError:
             pass
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the journal's lock (for read-decide-append sequences such as a lease)."""
+        self._acquire()
+        try:
+            yield
+        finally:
+            self._lock.release()
+
     # -- writing ----------------------------------------------------------------
     def append(self, *events: Dict[str, Any]) -> None:
         """Append events atomically with respect to other writers, then fsync."""
@@ -105,38 +115,60 @@ class Journal:
         os.ftruncate(fd, 0)
 
     # -- reading ----------------------------------------------------------------
-    def read(self, offset: int = 0) -> Tuple[List[Dict[str, Any]], int]:
-        """Complete events from byte ``offset``; returns them and the new offset.
+    def scan(self, offset: int, handle: Callable[[Dict[str, Any]], None], block: int = 8 << 20) -> int:
+        """Pass every complete event from byte ``offset`` to ``handle``; return the
+        offset after the last complete line (a torn last line is left for later).
 
-        A torn last line is left for later (the offset stops before it).
-        """
+        Reads in blocks and parses each block's lines with one ``json.loads`` call
+        (a JSON array), falling back to line by line only for a block with a bad line:
+        a journal of a million events replays in seconds, in constant memory."""
         try:
-            with open(self.path, "rb") as fh:
-                fh.seek(offset)
-                data = fh.read()
+            fh = open(self.path, "rb")
         except FileNotFoundError:
-            return [], offset
-        end = data.rfind(b"\n") + 1
-        events = []
-        for raw in data[:end].splitlines():
-            if not raw.strip():
-                continue
-            try:
-                event = json.loads(raw)
-            except ValueError:
-                self.skipped_lines += 1
-                continue
+            return offset
+        with fh:
+            fh.seek(offset)
+            pending = b""
+            while True:
+                data = fh.read(block)
+                if not data:
+                    break
+                data = pending + data
+                end = data.rfind(b"\n") + 1
+                pending = data[end:]
+                if end:
+                    self._parse_block(data[:end], handle)
+                    offset += end
+        return offset
+
+    def _parse_block(self, block: bytes, handle: Callable[[Dict[str, Any]], None]) -> None:
+        lines = [line for line in block.split(b"\n") if line.strip()]
+        try:
+            events = json.loads(b"[" + b",".join(lines) + b"]")
+        except ValueError:
+            events = []
+            for raw in lines:
+                try:
+                    events.append(json.loads(raw))
+                except ValueError:
+                    self.skipped_lines += 1
+        for event in events:
             if not isinstance(event, dict):
                 self.skipped_lines += 1
                 continue
             version = event.get("v", 0)
-            if isinstance(version, int) and version > FORMAT_VERSION:
+            if type(version) is int and version > FORMAT_VERSION:
                 raise JournalError(
                     f"{self.path} was written by a newer hpc-tune (journal format {version}; this hpc-tune reads "
                     f"format {FORMAT_VERSION} and older). Upgrade hpc-tune to read this study: "
                     f"pip install -U hpc-tune")
-            events.append(event)
-        return events, offset + end
+            handle(event)
+
+    def read(self, offset: int = 0) -> Tuple[List[Dict[str, Any]], int]:
+        """Complete events from byte ``offset``, and the offset after them."""
+        events: List[Dict[str, Any]] = []
+        end = self.scan(offset, events.append)
+        return events, end
 
     def events(self) -> List[Dict[str, Any]]:
         return self.read(0)[0]

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from typing import Any, Dict, Optional
 
 from .backends import Backend, make_backend
@@ -20,11 +21,8 @@ from .errors import UserError
 from .journal import Journal, read_json, write_json_atomic
 from .search.base import TrialState
 from .spec import Spec, load_spec
-from .study import SPEC_FILE, StudyView, load_view
+from .study import LEASE_EVERY, LEASE_FILE, SPEC_FILE, StudyView, holder_description, load_view
 
-HEARTBEAT_FILE = os.path.join("controller", "heartbeat.json")
-HEARTBEAT_EVERY = 10.0  # seconds
-HEARTBEAT_STALE = 6 * HEARTBEAT_EVERY
 TEMPLATE_DIRS = (
     os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "slurm_templates"),  # source tree
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "slurm_templates"),  # installed package
@@ -54,40 +52,84 @@ def study_backend(view: StudyView, spec: Spec) -> Backend:
 
 def run_controller(study_dir: str, *, tick: float = 1.0) -> Dict[str, Any]:
     """Run the study's controller in this process until the study ends or a signal
-    stops it. Refuses when another controller holds a fresh lease."""
-    view = load_view(study_dir)
-    holder = live_controller(view, ignore_own_job=True)
-    if holder:
-        raise UserError(f"study {view.study_id} already has a running controller ({holder})")
+    stops it. Exactly one controller runs a study: see ``Lease``."""
+    journal = Journal(study_dir)
+    view = load_view(study_dir, journal)
     spec = study_spec(view)
     base_dir = view.info.get("base_dir")
     if base_dir and base_dir not in sys.path:
         sys.path.insert(0, base_dir)  # `iterative` functions live beside the study file
     _setup_logging(study_dir)
-    backend = study_backend(view, spec)
-    controller = Controller(study_dir, spec, backend, poll_interval=float(view.info.get("poll_interval") or 30.0),
-                            tick=tick)
-    controller.install_signal_handlers()
-    stop = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(study_dir, stop), daemon=True)
-    beat.start()
+    lease = Lease(study_dir, journal)
+    lease.acquire()
     try:
+        backend = study_backend(view, spec)
+        controller = Controller(study_dir, spec, backend, poll_interval=float(view.info.get("poll_interval") or 30.0),
+                                tick=tick, lease_lost=lambda: lease.lost)
+        controller.install_signal_handlers()
         return controller.run()
     finally:
-        stop.set()
-        try:
-            os.remove(os.path.join(study_dir, HEARTBEAT_FILE))
-        except OSError:
-            pass
+        lease.release()
 
 
-def _heartbeat(study_dir: str, stop: threading.Event) -> None:
-    path = os.path.join(study_dir, HEARTBEAT_FILE)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    while not stop.is_set():
-        write_json_atomic(path, {"host": socket.gethostname(), "pid": os.getpid(),
-                                 "job": os.environ.get("SLURM_JOB_ID"), "t": time.time()})
-        stop.wait(HEARTBEAT_EVERY)
+class Lease:
+    """The right to run a study's controller: ``controller/lease.json`` with the
+    holder (host, pid, Slurm job) and a heartbeat renewed every ``LEASE_EVERY`` s.
+
+    Taken under the journal's lock, so of two controllers starting at once exactly
+    one gets it; the other refuses. A lease whose heartbeat is older than
+    ``LEASE_STALE`` (its holder died with ``kill -9``, or its node failed) is taken
+    over, and the journal says so. A holder that finds its lease taken over (it was
+    paused longer than that: a suspended job, an NFS hang) stops at once. The lock
+    alone is not trusted across nodes (NFS ``local_lock``, Lustre ``localflock``):
+    the heartbeat is what a second node sees."""
+
+    def __init__(self, study_dir: str, journal: Journal):
+        self.path = os.path.join(study_dir, LEASE_FILE)
+        self.journal = journal
+        self.token = uuid.uuid4().hex
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def _record(self) -> Dict[str, Any]:
+        return {"token": self.token, "host": socket.gethostname(), "pid": os.getpid(),
+                "job": os.environ.get("SLURM_JOB_ID"), "t": time.time()}
+
+    def acquire(self) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        with self.journal.locked():
+            current = read_json(self.path)
+            holder = holder_description(current, ignore_own_job=True)
+            if holder:
+                raise UserError(f"this study already has a running controller ({holder}); "
+                                f"`hpc-tune cancel` stops it")
+            took_over = None
+            if isinstance(current, dict) and not current.get("released"):
+                took_over = (f"took over the stale lease of host {current.get('host')} pid {current.get('pid')}"
+                             f" (last heartbeat {time.time() - float(current.get('t', 0)):.0f} s ago)")
+            write_json_atomic(self.path, self._record())
+            self.journal.append({"e": "controller", "action": "start", "host": socket.gethostname(),
+                                 "pid": os.getpid(), "job": os.environ.get("SLURM_JOB_ID"),
+                                 **({"took_over": took_over} if took_over else {})})
+        if took_over:
+            logging.getLogger("hpc_tune.controller").warning("%s", took_over)
+        self._thread = threading.Thread(target=self._renew, daemon=True)
+        self._thread.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(LEASE_EVERY):
+            current = read_json(self.path)
+            if not isinstance(current, dict) or current.get("token") != self.token:
+                self.lost = True
+                return
+            write_json_atomic(self.path, self._record())
+
+    def release(self) -> None:
+        self._stop.set()
+        current = read_json(self.path)
+        if isinstance(current, dict) and current.get("token") == self.token:
+            write_json_atomic(self.path, {**current, "released": True, "t": time.time()})
 
 
 def _setup_logging(study_dir: str) -> None:
@@ -99,31 +141,14 @@ def _setup_logging(study_dir: str) -> None:
     root.setLevel(logging.INFO)
 
 
-def live_controller(view: StudyView, ignore_own_job: bool = False) -> Optional[str]:
-    """A description of the controller that holds the study, or None."""
-    beat = read_json(os.path.join(view.study_dir, HEARTBEAT_FILE))
-    if isinstance(beat, dict) and time.time() - float(beat.get("t", 0)) < HEARTBEAT_STALE:
-        same_job = ignore_own_job and beat.get("job") and beat.get("job") == os.environ.get("SLURM_JOB_ID")
-        same_host_dead = beat.get("host") == socket.gethostname() and not _pid_alive(int(beat.get("pid", 0)))
-        if not same_job and not same_host_dead:
-            return f"host {beat.get('host')}, pid {beat.get('pid')}" + (
-                f", Slurm job {beat['job']}" if beat.get("job") else "")
+def live_controller(view: StudyView) -> Optional[str]:
+    """A description of the controller that holds the study (running, or queued in
+    Slurm), or None."""
+    holder = holder_description(read_json(os.path.join(view.study_dir, LEASE_FILE)))
+    if holder:
+        return holder
     job = _queued_controller_job(view)
-    if job and not (ignore_own_job and job == os.environ.get("SLURM_JOB_ID")):
-        return f"Slurm job {job}, queued"
-    return None
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return f"Slurm job {job}, queued" if job else None
 
 
 def _queued_controller_job(view: StudyView) -> Optional[str]:

@@ -48,6 +48,9 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
 
 
+_MAX_EXP = math.log(np.finfo(float).max)  # ~709.78: math.exp above this overflows
+
+
 def _quantize(x: float, q: Optional[float]) -> float:
     if q is None:
         return x
@@ -194,6 +197,8 @@ def numpy_logspace(start: float, stop: float, num: int, base: float = 10.0) -> D
     """``numpy.logspace``: start and stop are *exponents* of ``base``."""
     if num < 1:
         raise ValueError("num must be at least 1")
+    if not base > 0 or base == 1:
+        raise ValueError(f"base must be positive and not 1, got {base}")
     values = tuple(clean_number(v) for v in np.logspace(start, stop, int(num), base=base))
     return Discrete(values, kind="logspace", log_axis=True)
 
@@ -227,6 +232,8 @@ class Uniform(Param):
             raise ValueError(f"low ({self.low}) must be less than high ({self.high})")
         if self.q is not None and self.q <= 0:
             raise ValueError("q must be positive")
+        if self.log and self.high > _MAX_EXP:
+            raise ValueError(f"high ({self.high}) is a natural log: exp({self.high}) overflows")
 
     @property
     def log_axis(self) -> bool:  # type: ignore[override]
@@ -361,11 +368,18 @@ class Space(Mapping[str, Param]):
     def __repr__(self) -> str:
         return f"Space({self._params!r})"
 
+    # Equality includes the type of every listed value: `1 == 1.0 == True` in Python,
+    # but a space over [true, false] is not one over [1, 0] (the searchers' plans are
+    # cached by space, and would otherwise hand back the other space's values).
+    def _identity(self) -> Tuple[Any, ...]:
+        return tuple((name, p, tuple(type(v) for v in p.values) if isinstance(p, Discrete) else None)
+                     for name, p in self._params.items())
+
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Space) and self._params == other._params
+        return isinstance(other, Space) and self._identity() == other._identity()
 
     def __hash__(self) -> int:
-        return hash(tuple(self._params.items()))
+        return hash(self._identity())
 
     @property
     def is_discrete(self) -> bool:

@@ -23,12 +23,14 @@ Events (field ``e``) and what they mean:
 """
 from __future__ import annotations
 
-import math
 import os
+import pickle
 import re
 import secrets
 import shutil
+import socket
 import time
+from array import array
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -37,6 +39,9 @@ from .journal import Journal
 from .search.base import History, TrialRecord, TrialState
 
 TRIALS_DIR = "trials"
+LEASE_FILE = os.path.join("controller", "lease.json")  # see runner.Lease
+LEASE_EVERY = 10.0  # seconds between renewals of the controller's lease
+LEASE_STALE = 6 * LEASE_EVERY  # a lease not renewed for this long may be taken over
 SPEC_FILE = "spec.yml"
 RESULT_FILE = "result.jsonl"
 CHECKPOINT_DIR = "checkpoints"
@@ -101,6 +106,33 @@ def create_study(spec_path: str, spec: Any, state_dir: str, *, backend: str, see
     return study_dir
 
 
+def holder_description(lease: Any, ignore_own_job: bool = False) -> Optional[str]:
+    """Who holds a lease record, or None when it is free (released, stale, or held
+    by a process known to be dead, or by an earlier run of our own Slurm job)."""
+    if not isinstance(lease, dict) or lease.get("released"):
+        return None
+    if time.time() - float(lease.get("t", 0)) >= LEASE_STALE:
+        return None
+    if ignore_own_job and lease.get("job") and lease.get("job") == os.environ.get("SLURM_JOB_ID"):
+        return None  # Slurm requeued our job: the earlier run of it is gone
+    if lease.get("host") == socket.gethostname() and not _pid_alive(int(lease.get("pid", 0))):
+        return None
+    return f"host {lease.get('host')}, pid {lease.get('pid')}" + (
+        f", Slurm job {lease['job']}" if lease.get("job") else "")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 # ------------------------------------------------------------------------------ fold
 
 
@@ -116,7 +148,11 @@ class TrialView:
     retries: int = 0  # resubmissions that count against the spec's max_retries
     submitted: bool = False
     raw_state: str = ""
-    reports: List[Dict[str, Any]] = field(default_factory=list)
+    n_reports: int = 0
+    last_values: Dict[str, float] = field(default_factory=dict)  # metric -> last finite value
+    # metric -> (steps, values) for the metrics whose curves are kept (the study's, the
+    # stopping rules'); compact arrays, since a long study has millions of reports
+    curves: Dict[str, Tuple["array[float]", "array[float]"]] = field(default_factory=dict)
     result_offset: int = 0
     value: Optional[float] = None
     reason: str = ""
@@ -126,20 +162,31 @@ class TrialView:
 
     def last(self, metric: str) -> Optional[float]:
         """The last reported value of ``metric``."""
-        for r in reversed(self.reports):
-            v = r.get(metric)
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-                return float(v)
-        return None
+        return self.last_values.get(metric)
 
     def curve(self, metric: str) -> Tuple[Tuple[float, float], ...]:
-        out = []
-        for i, r in enumerate(self.reports):
-            v = r.get(metric)
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-                step = r.get("step", i)
-                out.append((float(step) if isinstance(step, (int, float)) else float(i), float(v)))
-        return tuple(out)
+        steps, values = self.curves.get(metric, ((), ()))
+        return tuple(zip(steps, values))
+
+    def add_report(self, data: Dict[str, Any], curve_metrics: Tuple[str, ...]) -> None:
+        # The hot path of a replay (most events are reports): kept to plain dict work.
+        last = self.last_values
+        for k, v in data.items():
+            if (type(v) is float and v - v == 0.0) or type(v) is int:  # finite numbers only
+                last[k] = v
+        if curve_metrics:
+            step = data.get("step", self.n_reports)
+            if type(step) not in (int, float):
+                step = self.n_reports
+            for m in curve_metrics:
+                v = data.get(m)
+                if (type(v) is float and v - v == 0.0) or type(v) is int:
+                    curve = self.curves.get(m)
+                    if curve is None:
+                        curve = self.curves[m] = (array("d"), array("d"))
+                    curve[0].append(step)
+                    curve[1].append(v)
+        self.n_reports += 1
 
     @property
     def run_time(self) -> Optional[float]:
@@ -158,6 +205,9 @@ class StudyView:
     controllers: List[Dict[str, Any]] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
     offset: int = 0  # journal bytes folded so far
+    extra_curves: Tuple[str, ...] = ()  # metrics whose curves are kept besides the study's
+
+    curve_metrics: Tuple[str, ...] = ()  # set from the study record: its metric + extra_curves
 
     @property
     def study_id(self) -> str:
@@ -190,10 +240,21 @@ class StudyView:
     def apply(self, event: Dict[str, Any]) -> None:
         kind = event.get("e")
         tid = event.get("id")
-        t = self.trials.get(tid) if isinstance(tid, int) else None
+        t = self.trials.get(tid) if type(tid) is int else None
+        if kind == "report" and t is not None:  # most events: first and cheapest
+            data = event.get("data")
+            if type(data) is dict:
+                t.add_report(data, self.curve_metrics)
+            end = event.get("end", 0)
+            if type(end) is int and end > t.result_offset:
+                t.result_offset = end
+            return
         ts = float(event.get("t", 0.0))
         if kind == "study":
             self.info = dict(event)
+            metric = self.info.get("metric")
+            self.curve_metrics = ((metric,) if metric else ()) + tuple(
+                m for m in self.extra_curves if m != metric)
         elif kind == "trial" and isinstance(tid, int) and tid not in self.trials:
             self.trials[tid] = TrialView(tid, dict(event.get("params", {})), event.get("resource"),
                                          dict(event.get("meta", {})), created=ts)
@@ -218,11 +279,6 @@ class StudyView:
             t.raw_state = str(event.get("raw", ""))
             if t.state is TrialState.RUNNING and t.started is None:
                 t.started = ts
-        elif kind == "report":
-            data = event.get("data")
-            if isinstance(data, dict):
-                t.reports.append(data)
-            t.result_offset = max(t.result_offset, int(event.get("end", 0)))
         elif kind == "retry":
             t.attempt = int(event.get("attempt", t.attempt + 1))
             t.retries += 1 if event.get("counted", True) else 0
@@ -245,14 +301,69 @@ class StudyView:
             self.warnings.append(f"trial {tid}: {event.get('message', '')}")
 
 
-def load_view(study_dir: str, journal: Optional[Journal] = None) -> StudyView:
+SNAPSHOT_FILE = "snapshot.pickle"
+SNAPSHOT_FORMAT = 1
+
+
+def write_snapshot(view: StudyView) -> None:
+    """Save the fold so far, so that the next replay reads only newer events.
+
+    A cache, never the truth: it is checked against the journal on load and simply
+    ignored (full replay) when it does not match, is from another hpc-tune version,
+    or is unreadable. Deleting it is always safe."""
+    from . import __version__
+
+    path = os.path.join(view.study_dir, SNAPSHOT_FILE)
+    tmp = f"{path}.tmp.{os.getpid()}"
+    payload = {"format": SNAPSHOT_FORMAT, "version": __version__, "head": _journal_head(view.study_dir),
+               "view": view}
+    with open(tmp, "wb") as fh:
+        pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _journal_head(study_dir: str) -> bytes:
+    """The journal's first line: tells a snapshot of this journal from one of another."""
+    try:
+        with open(os.path.join(study_dir, "journal.jsonl"), "rb") as fh:
+            return fh.readline(4096)
+    except OSError:
+        return b""
+
+
+def _read_snapshot(study_dir: str, extra_curves: Tuple[str, ...]) -> Optional[StudyView]:
+    from . import __version__
+
+    try:
+        with open(os.path.join(study_dir, SNAPSHOT_FILE), "rb") as fh:
+            payload = pickle.load(fh)
+        view = payload["view"]
+        ok = (payload.get("format") == SNAPSHOT_FORMAT and payload.get("version") == __version__
+              and isinstance(view, StudyView) and payload.get("head") == _journal_head(study_dir)
+              and set(extra_curves) <= set(view.curve_metrics) | {view.info.get("metric")})
+        if not ok:
+            return None
+        with open(os.path.join(study_dir, "journal.jsonl"), "rb") as fh:  # still a line boundary?
+            fh.seek(max(0, view.offset - 1))
+            if view.offset > 0 and fh.read(1) != b"\n":
+                return None
+    except Exception:  # any problem with a cache means: do without it
+        return None
+    view.study_dir = study_dir
+    return view
+
+
+def load_view(study_dir: str, journal: Optional[Journal] = None, extra_curves: Tuple[str, ...] = ()) -> StudyView:
+    """Replay a study's journal, from its snapshot when there is a valid one."""
     journal = journal or Journal(study_dir)
     if not journal.exists():
         raise UserError(f"{study_dir} is not a study directory (no journal.jsonl)")
-    view = StudyView(study_dir)
-    events, view.offset = journal.read(0)
-    for e in events:
-        view.apply(e)
+    view = _read_snapshot(study_dir, tuple(extra_curves))
+    if view is None:
+        view = StudyView(study_dir, extra_curves=tuple(extra_curves))
+    view.offset = journal.scan(view.offset, view.apply)
     if not view.info:
         raise UserError(f"{journal.path} has no study record: not an hpc-tune journal, or it was truncated")
     return view
@@ -260,7 +371,5 @@ def load_view(study_dir: str, journal: Optional[Journal] = None) -> StudyView:
 
 def refresh(view: StudyView, journal: Journal) -> StudyView:
     """Fold the events appended since ``view`` was read."""
-    events, view.offset = journal.read(view.offset)
-    for e in events:
-        view.apply(e)
+    view.offset = journal.scan(view.offset, view.apply)
     return view

@@ -7,8 +7,9 @@ from typing import Any, Dict, List, Optional
 
 from tabulate import tabulate
 
+from .journal import read_json
 from .search.base import TrialState
-from .study import StudyView, TrialView, trial_dir
+from .study import LEASE_FILE, StudyView, TrialView, holder_description, trial_dir
 
 
 def study_state(view: StudyView) -> str:
@@ -16,15 +17,12 @@ def study_state(view: StudyView) -> str:
         return str(view.ended.get("state"))
     if view.cancel_requested is not None:
         return "cancelling"
-    return "running" if _controller_alive(view) else "stopped (no controller: `hpc-tune resume`)"
-
-
-def _controller_alive(view: StudyView) -> bool:
-    starts = [c for c in view.controllers if c.get("action") in ("start", "submitted")]
-    stops = [c for c in view.controllers if c.get("action") == "stop"]
-    if not starts:
-        return False
-    return not stops or float(starts[-1].get("t", 0)) > float(stops[-1].get("t", 0))
+    lease = read_json(os.path.join(view.study_dir, LEASE_FILE))
+    if holder_description(lease):
+        return "running"
+    if any(c.get("action") == "submitted" for c in view.controllers[-1:]):
+        return "controller queued"
+    return "stopped (no controller: `hpc-tune resume` carries on)"
 
 
 def best_trial(view: StudyView) -> Optional[TrialView]:
@@ -101,7 +99,7 @@ def export_rows(view: StudyView) -> List[Dict[str, Any]]:
             row["resource"] = t.resource
         row.update({"job_id": t.job_id, "attempt": t.attempt, "reason": t.reason,
                     "run_time_s": None if t.run_time is None else round(t.run_time, 1),
-                    "reports": len(t.reports),
+                    "reports": t.n_reports,
                     f"last.{metric}" if metric else "last": t.last(metric) if metric else None})
         for k in ("bracket", "rung", "parent"):
             if k in t.meta:

@@ -261,13 +261,40 @@ def _map_optimizer(prior: _Prior):
 # --------------------------------------------------------------------------- outputs
 
 
-def _transform_y(y: np.ndarray) -> np.ndarray:
-    """Standardise the minimised objective (all-equal values become zeros)."""
-    y = np.asarray(y, dtype=float)
+_Y_WARP = "power"
+_BELIEVER = "kb"
+
+
+def _standardise(y: np.ndarray) -> np.ndarray:
     sd = float(y.std())
     if not np.isfinite(sd) or sd <= 0:
         return np.zeros_like(y)
     return (y - y.mean()) / sd
+
+
+def _transform_y(y: np.ndarray) -> np.ndarray:
+    """Standardise the minimised objective (all-equal values become zeros)."""
+    z = _standardise(np.asarray(y, dtype=float))
+    if _Y_WARP == "none" or len(z) < 3 or not np.any(z):
+        return z
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if _Y_WARP == "power":
+            from scipy import stats
+
+            try:
+                lam = float(np.clip(stats.yeojohnson_normmax(z), -2.0, 2.0))
+                w = stats.yeojohnson(z, lam)
+            except (ValueError, FloatingPointError):
+                return z
+        elif _Y_WARP == "log":
+            w = np.log(z - z.min() + 0.01 * (z.max() - z.min()))
+        else:  # rank
+            from scipy import stats
+
+            w = stats.norm.ppf((stats.rankdata(z) - 0.5) / len(z))
+    w = np.asarray(w, dtype=float)
+    return _standardise(w) if np.all(np.isfinite(w)) else z
 
 
 # --------------------------------------------------------------------------- model
@@ -343,10 +370,15 @@ class _Model:
 
     def believe(self, x: np.ndarray) -> None:
         """Add ``x`` as observed at the current posterior mean (kriging believer)."""
-        mu, _ = self.posterior(x[None, :])
+        if _BELIEVER == "min":
+            value = float(self.y_obs.min())
+        elif _BELIEVER == "mean":
+            value = float(self.y_obs.mean())
+        else:
+            value = float(self.posterior(x[None, :])[0][0])
         self._believed.append(x)
         self.X_fit = np.vstack([self.X_fit, x[None, :]])
-        self.y_fit = np.append(self.y_fit, mu[0])
+        self.y_fit = np.append(self.y_fit, value)
         K = self.kernel(self.X_fit)
         K[np.diag_indices_from(K)] += _JITTER
         try:

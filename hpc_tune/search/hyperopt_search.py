@@ -78,9 +78,13 @@ def suggest(space: Space, config: HyperoptConfig, history: History, seed: int, n
         trials.insert_trial_docs(docs)
         trials.refresh()
     algo = algorithms[config.algorithm]
-    new_ids = list(range(created, created + n))
-    rng_seed = (int(seed) * 1_000_003 + created) % (2**31 - 1)
-    new_docs = algo.suggest(new_ids, domain, trials, rng_seed)
+    new_docs = []
+    for new_id in range(created, created + n):
+        # One id per call: hyperopt's anneal accepts only one (it raises on more) and
+        # TPE returns a single doc whatever it is given. The seed depends on the trial
+        # number, so asking for 3 at once equals asking 3 times with the first pending.
+        rng_seed = (int(seed) * 1_000_003 + new_id) % (2**31 - 1)
+        new_docs.extend(algo.suggest([new_id], domain, trials, rng_seed))
     out: List[Suggestion] = []
     for doc in new_docs:
         vals: Dict[str, Any] = {k: v[0] for k, v in doc["misc"]["vals"].items() if v}
