@@ -301,6 +301,9 @@ class Normal(Param):
             raise ValueError(f"scale must be positive, got {self.scale}")
         if self.q is not None and self.q <= 0:
             raise ValueError("q must be positive")
+        if self.log and self.loc + 8 * self.scale > _MAX_EXP:
+            raise ValueError(f"loc and scale are those of the underlying normal: exp({self.loc} + 8 * "
+                             f"{self.scale}) overflows")
 
     @property
     def log_axis(self) -> bool:  # type: ignore[override]
@@ -311,7 +314,7 @@ class Normal(Param):
         return False
 
     def _from_axis(self, z: float) -> float:
-        x = math.exp(z) if self.log else z
+        x = math.exp(min(z, _MAX_EXP)) if self.log else z  # a >8-sigma draw must not crash a study
         return _quantize(x, self.q)
 
     def sample(self, rng: np.random.Generator) -> float:

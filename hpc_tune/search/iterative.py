@@ -5,8 +5,8 @@ The spec names it as ``function: module:function``. It is called as
 dicts ``{"trial_id", "params", "state", "value", "resource"}`` in creation order and
 ``space`` maps each parameter name to its kind; it returns a list of at most ``n``
 parameter dicts (an empty list: wait for results). The study ends after
-``n_trials`` trials. The module is imported from the study file's directory or the
-Python path.
+``n_trials`` trials. The module is imported from the Python path; the controller puts
+the study file's folder first on it.
 """
 from __future__ import annotations
 

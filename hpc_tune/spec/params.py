@@ -6,6 +6,7 @@ Both spellings are read: v0 ``{name: {linspace: "0:1:5"}}`` and v1
 """
 from __future__ import annotations
 
+import difflib
 import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -74,8 +75,10 @@ def parse_param(sec: Section, warnings: List[str]) -> Param:
     keys = [k for k in data if k in ALL_KINDS or k in V1_ALIASES]
     if len(keys) != 1 or len(data) != 1:
         if not keys:
-            sec.fail(f"unknown parameter kind {sorted(map(str, data))}; expected one of: {', '.join(ALL_KINDS)}",
-                     key=next(iter(data)))
+            first = str(next(iter(data)))
+            close = difflib.get_close_matches(first, ALL_KINDS + tuple(V1_ALIASES), n=1)
+            hint = f"did you mean `{close[0]}`?" if close else f"expected one of: {', '.join(ALL_KINDS)}"
+            sec.fail(f"unknown parameter kind `{first}`; {hint}", key=next(iter(data)))
         sec.fail(f"a parameter takes exactly one kind, got {sorted(map(str, data))}")
     kind = keys[0]
     return _build(sec.child(kind), V1_ALIASES.get(kind, kind), sec, warnings)
@@ -83,12 +86,12 @@ def parse_param(sec: Section, warnings: List[str]) -> Param:
 
 def _build(vsec: Section, kind: str, psec: Section, warnings: List[str]) -> Param:
     if kind == "values":
-        return _values(vsec)
+        return _values(vsec, warnings)
     if kind == "pvalues":
         return _pvalues(vsec, warnings)
     names, required = NUMERIC_KINDS[kind]
-    if kind == "range" and isinstance(vsec.data, list) and len(vsec.data) != 3 \
-            and all(_is_num(x) for x in vsec.data) and vsec.data:
+    if kind == "range" and isinstance(vsec.data, list) and len(vsec.data) > 3 \
+            and all(_is_num(x) for x in vsec.data):
         # A public example writes `range: [3, 4, 5, 6]`; Polyaxon would reject it.
         # The intent is plain: read it as a list of values, and say so.
         warnings.append(f"{vsec.where()}: `range` takes [start, stop, step]; the list "
@@ -155,16 +158,22 @@ def _numbers(vsec: Section, kind: str, names: Sequence[str], required: int) -> L
     return [float(v) if isinstance(v, float) else v for v in values]
 
 
-def _values(vsec: Section) -> Discrete:
+def _values(vsec: Section, warnings: List[str]) -> Discrete:
     data = vsec.data
     if isinstance(data, str) or not isinstance(data, list):
         vsec.fail(f"expected a list of values, e.g. `values: [0.1, 0.01]`, got {data!r}")
     if not data:
         vsec.fail("the list of values is empty")
+    out: List[Any] = []
     for i, v in enumerate(data):
         if isinstance(v, (dict, list)):
             vsec.child(i).fail(f"a value must be a number, a string or a boolean, got {v!r}")
-    return Discrete(tuple(clean_number(v) for v in data), kind="values")
+        v = clean_number(v)
+        if any(v == o and type(v) is type(o) for o in out):
+            warnings.append(f"{vsec.where(i)}: {v!r} is listed twice; counted once")
+            continue
+        out.append(v)
+    return Discrete(tuple(out), kind="values")
 
 
 def _pvalues(vsec: Section, warnings: List[str]) -> Discrete:

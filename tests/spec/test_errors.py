@@ -384,7 +384,7 @@ CASES = {
           matrix:
             lr: {unifrom: [0, 1]}
         """) + RUN,
-        4, "hptuning.matrix.lr.unifrom", ["unknown parameter kind", "uniform", "loguniform"],
+        4, "hptuning.matrix.lr.unifrom", ["unknown parameter kind `unifrom`", "did you mean `uniform`?"],
     ),
     "unknown v1 parameter kind": (
         """
