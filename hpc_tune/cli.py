@@ -346,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--controller-time", default="2-00:00:00",
                        help="time limit of the controller job (it requeues itself before it)")
         g.add_argument("--controller-partition", help="partition of the controller job")
+        g.add_argument("--controller-signal", type=int, default=120, metavar="SECONDS",
+                       help="the controller job is warned this long before its time limit, requeues "
+                            "itself and carries on (default 120)")
         p.add_argument("--wait", action="store_true",
                        help="with a controller job: follow the study until it ends, then print the best trial")
 

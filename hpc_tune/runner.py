@@ -185,7 +185,8 @@ def render_controller_script(study_dir: str, args: argparse.Namespace) -> str:
     if partition:
         extra.append(f"#SBATCH --partition={partition}")
     return template.substitute(
-        study_id=view.study_id, study_dir=study_dir, signal_seconds=120, mem="1G",
+        study_id=view.study_id, study_dir=study_dir, signal_seconds=int(getattr(args, "controller_signal", 120)),
+        mem="1G",
         time=getattr(args, "controller_time", None) or "2-00:00:00", extra="\n".join(extra),
         cwd=shlex.quote(str(view.info.get("cwd") or os.getcwd())), python=shlex.quote(sys.executable),
     )
