@@ -238,6 +238,8 @@ class Controller:
         """Copy the result lines the trial appended since the last read."""
         path = os.path.join(trial_dir(self.study_dir, t.trial_id), RESULT_FILE)
         try:
+            if os.stat(path).st_size <= t.result_offset:  # one cheap stat when nothing is new
+                return
             with open(path, "rb") as fh:
                 fh.seek(t.result_offset)
                 data = fh.read()
