@@ -14,6 +14,7 @@ whole parameter sets. Nothing here knows about files, YAML or Slurm.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
@@ -45,6 +46,8 @@ def clean_number(x: Any) -> Any:
 
 
 def _is_number(v: Any) -> bool:
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) > sys.float_info.max:
+        return False  # no float can hold it: an opaque value (its own key, a one-hot column), not a point on an axis
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
 
 
@@ -54,7 +57,10 @@ _MAX_EXP = math.log(np.finfo(float).max)  # ~709.78: math.exp above this overflo
 def _quantize(x: float, q: Optional[float]) -> float:
     if q is None:
         return x
-    return clean_number(round(x / q) * q)
+    k = x / q
+    if not math.isfinite(k):  # q is below float precision at x: x is as quantised as a float can be
+        return clean_number(x)
+    return clean_number(round(k) * q)
 
 
 class Param:
@@ -230,6 +236,8 @@ class Uniform(Param):
     def __post_init__(self) -> None:
         if not self.low < self.high:
             raise ValueError(f"low ({self.low}) must be less than high ({self.high})")
+        if not math.isfinite(float(self.high) - float(self.low)):  # numpy cannot sample it
+            raise ValueError(f"high - low ({self.high} - {self.low}) overflows")
         if self.q is not None and self.q <= 0:
             raise ValueError("q must be positive")
         if self.log and self.high > _MAX_EXP:

@@ -130,7 +130,7 @@ def build_spec(data: Any, source: Source, base_dir: str) -> Spec:
         if missing:
             cmd_sec.fail(
                 f"uses {', '.join('{{ ' + n + ' }}' for n in missing)}, not defined by the matrix, "
-                f"declarations, params or inputs; known names: {', '.join(sorted(known)) or '(none)'}")
+                f"declarations, params or inputs; known names: {', '.join(sorted(map(str, known))) or '(none)'}")
         unused = [n for n in space if n not in placeholders(cmd)]
         if unused:
             warnings.append(f"{cmd_sec.where()}: the command does not use parameter(s) {', '.join(unused)}")
@@ -464,7 +464,8 @@ def _constants(root: Section, warnings: List[str]) -> Dict[str, Any]:
                 if "value" in value:
                     out[key] = value["value"]
                 else:
-                    warnings.append(f"{psec.where(key)}: only `value` params are used; {sorted(value)} ignored")
+                    warnings.append(f"{psec.where(key)}: only `value` params are used; "
+                                    f"{sorted(map(str, value))} ignored")
             else:
                 out[key] = value
     return out
@@ -544,19 +545,31 @@ def _container_cmd(sec: Section) -> str:
 def _gpus(root: Section) -> int:
     """``environment.resources.gpu`` (v0) or v1 container GPU limits."""
     env = root.mapping("environment")
-    gpu = env.mapping("resources").child("gpu").data
-    if isinstance(gpu, dict):
-        n = gpu.get("limits", gpu.get("requests", 0))
-        return int(n or 0)
-    if isinstance(gpu, (int, float)):
-        return int(gpu)
+    resources = env.mapping("resources")
+    gsec = resources.child("gpu")
+    if isinstance(gsec.data, dict):
+        return _gpu_count(gsec, "limits" if "limits" in gsec.data else "requests")
+    if isinstance(gsec.data, (int, float)):
+        return _gpu_count(resources, "gpu")
     container = root.mapping("run").mapping("container") if root.has("run") else None
     if container is not None and container.has("resources"):
-        limits = container.mapping("resources").mapping("limits").data
+        limits = container.mapping("resources").mapping("limits")
         for key in ("nvidia.com/gpu", "gpu"):
-            if key in limits:
-                return int(limits[key])
+            if key in limits.data:
+                return _gpu_count(limits, key)
     return 0
+
+
+def _gpu_count(sec: Section, key: str) -> int:
+    """A GPU count: a whole number >= 0; Kubernetes files may quote it (``"1"``)."""
+    value = sec.data.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str) and value.strip().isdecimal() and len(value.strip()) <= 9:
+        return int(value)
+    return sec.number(key, integer=True, minimum=0)
 
 
 def _slurm(sec: Section, gpus: int) -> SlurmOptions:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..space import (
@@ -39,6 +40,9 @@ NUMERIC_KINDS: Dict[str, Tuple[Tuple[str, ...], int]] = {
     "qlognormal": (("loc", "scale", "q"), 3),
 }
 V1_ALIASES = {"choice": "values", "pchoice": "pvalues"}
+# range/linspace/logspace/geomspace are materialised: bound them (`num: 1e12` would
+# ask numpy for terabytes; 1e9 would take minutes), far above any useful grid axis.
+MAX_VALUES = 1_000_000
 ALL_KINDS = ("values", "pvalues") + tuple(NUMERIC_KINDS)
 
 
@@ -64,14 +68,17 @@ def parse_param(sec: Section, warnings: List[str]) -> Param:
         kind = data["kind"]
         extra = set(data) - {"kind", "value"}
         if extra:
-            sec.fail(f"unexpected key(s) {sorted(extra)}: a v1 parameter has only `kind` and `value`",
-                     key=sorted(extra)[0])
+            extra_keys = sorted(extra, key=str)  # keys may be numbers as well as strings
+            sec.fail(f"unexpected key(s) {extra_keys}: a v1 parameter has only `kind` and `value`",
+                     key=extra_keys[0])
         if "value" not in data:
             sec.fail("missing `value`", key="kind")
         if not isinstance(kind, str) or V1_ALIASES.get(kind, kind) not in ALL_KINDS:
             sec.fail(f"unknown kind {kind!r}; expected one of: {', '.join(sorted(set(ALL_KINDS) | set(V1_ALIASES)))}",
                      key="kind")
         return _build(sec.child("value"), V1_ALIASES.get(kind, kind), sec, warnings)
+    if not data:
+        sec.fail("empty definition; expected one kind, e.g. `{values: [1, 2]}` or `{uniform: [0, 1]}`")
     keys = [k for k in data if k in ALL_KINDS or k in V1_ALIASES]
     if len(keys) != 1 or len(data) != 1:
         if not keys:
@@ -100,11 +107,15 @@ def _build(vsec: Section, kind: str, psec: Section, warnings: List[str]) -> Para
     args = _numbers(vsec, kind, names, required)
     try:
         if kind == "range":
+            if args[2] != 0 and (args[1] - args[0]) / args[2] > MAX_VALUES:
+                vsec.fail(f"range({args[0]:g}, {args[1]:g}, {args[2]:g}) would have more than {MAX_VALUES:,} values")
             return numpy_range(*args)
         if kind in ("linspace", "geomspace", "logspace"):
             num = args[2]
             if num != int(num) or num < 1:
                 vsec.fail(f"`num` of {kind} must be a whole number >= 1, got {num}")
+            if num > MAX_VALUES:
+                vsec.fail(f"`num` of {kind} must be at most {MAX_VALUES:,}, got {num:g}")
             if kind == "linspace":
                 return numpy_linspace(args[0], args[1], int(num))
             if kind == "geomspace":
@@ -125,6 +136,11 @@ def _build(vsec: Section, kind: str, psec: Section, warnings: List[str]) -> Para
 
 def _is_num(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _finite(x: float) -> bool:
+    """Finite, and for an int within float range (``math.isfinite(10**400)`` raises)."""
+    return abs(x) <= sys.float_info.max if isinstance(x, int) else math.isfinite(x)
 
 
 def _numbers(vsec: Section, kind: str, names: Sequence[str], required: int) -> List[float]:
@@ -153,8 +169,9 @@ def _numbers(vsec: Section, kind: str, names: Sequence[str], required: int) -> L
         vsec.fail(f"{kind} takes {required} numbers ({', '.join(names[:required])}"
                   + (f"[, {names[-1]}]" if len(names) > required else "") + f"), got {len(values)}: {data!r}")
     for i, v in enumerate(values):
-        if not _is_num(v) or not math.isfinite(v):
-            vsec.fail(f"`{names[i]}` of {kind} must be a finite number, got {v!r}")
+        if not _is_num(v) or not _finite(v):
+            shown = f"an integer of {len(str(abs(v)))} digits" if isinstance(v, int) and _is_num(v) else repr(v)
+            vsec.fail(f"`{names[i]}` of {kind} must be a finite number, got {shown}")
     return [float(v) if isinstance(v, float) else v for v in values]
 
 
@@ -186,6 +203,8 @@ def _pvalues(vsec: Section, warnings: List[str]) -> Discrete:
             pair = list(next(iter(pair.items())))
         if not isinstance(pair, list) or len(pair) != 2 or not _is_num(pair[1]):
             vsec.child(i).fail(f"expected [value, probability], got {pair!r}")
+        if isinstance(pair[0], (dict, list)):
+            vsec.child(i).fail(f"a value must be a number, a string or a boolean, got {pair[0]!r}")
         p = float(pair[1])
         if not 0 <= p <= 1:
             vsec.child(i).fail(f"probability must be in [0, 1], got {p}")

@@ -3,7 +3,9 @@ every check can fail with a message pointing at the exact place."""
 from __future__ import annotations
 
 import difflib
+import math
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, NoReturn, Optional, Tuple
 
@@ -74,6 +76,11 @@ class Section:
             return value
         what = "a whole number" if integer else "a number"
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and isinstance(value, float) and not math.isfinite(value):  # .nan, .inf: no count, bound or rate
+            self.fail(f"expected a finite number, got {value!r}", key=name)
+        if ok and isinstance(value, int) and abs(value) > sys.float_info.max:  # overflows every float computation
+            self.fail(f"expected {what} within ±{sys.float_info.max:.3g}, got an integer of "
+                      f"{len(str(abs(value)))} digits", key=name)
         if ok and integer and value != int(value):
             ok = False
         if not ok:

@@ -33,6 +33,11 @@ _INT_NO_SEXAGESIMAL = re.compile(
 )
 
 
+# Deeper than any study file needs, and well within Python's recursion limit.
+MAX_DEPTH = 100
+_IN_PROGRESS = object()
+
+
 class _Loader(yaml.SafeLoader):
     pass
 
@@ -66,12 +71,25 @@ _Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 def load_yaml(text: str, filename: str) -> Tuple[Any, Dict[Path_, int]]:
     """Parse ``text``; return the data and a map from key paths to line numbers."""
     lines: Dict[Path_, int] = {}
-    loader = _Loader(text)
     try:
-        node = loader.get_single_node()
+        loader = _Loader(text)  # checks every character at once
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1 if isinstance(exc.position, int) else None
+        raise SpecError(f"not valid YAML: special character #x{exc.character:04x} is not allowed", filename,
+                        line) from None
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:  # PyYAML's composer recurses once per nesting level
+            raise SpecError(f"not valid YAML: nested more than {MAX_DEPTH} levels deep", filename,
+                            loader.get_mark().line + 1) from None
         if node is None:
             return None, lines
-        return _convert(loader, node, (), lines, filename), lines
+        try:
+            return _convert(loader, node, (), lines, filename, {}), lines
+        except RecursionError:  # a merge key (`<<: *a`) inside the mapping it merges
+            raise SpecError("not valid YAML: a merge key (`<<: *name`) includes the mapping that contains it",
+                            filename) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -82,25 +100,71 @@ def load_yaml(text: str, filename: str) -> Tuple[Any, Dict[Path_, int]]:
         loader.dispose()
 
 
-def _convert(loader: _Loader, node: yaml.Node, path: Path_, lines: Dict[Path_, int], filename: str) -> Any:
+def _convert(loader: _Loader, node: yaml.Node, path: Path_, lines: Dict[Path_, int], filename: str,
+             done: Dict[int, Any]) -> Any:
+    """``done`` holds the collections already converted, by node: an alias (``*name``)
+    is the very node of its anchor, and is converted once (as PyYAML does), so that
+    aliases of aliases cannot expand exponentially."""
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and id(node) in done:
+        if done[id(node)] is _IN_PROGRESS:
+            raise SpecError("an alias (`*name`) refers to a node that contains it; recursive structures are not "
+                            "allowed", filename, _line_of(lines, path), _dotted(path) or None)
+        lines.setdefault(path, node.start_mark.line + 1)
+        return done[id(node)]
     lines.setdefault(path, node.start_mark.line + 1)
+    if len(path) > MAX_DEPTH:
+        raise SpecError(f"nested more than {MAX_DEPTH} levels deep", filename, node.start_mark.line + 1,
+                        _dotted(path))
+    if isinstance(node, yaml.SequenceNode):
+        done[id(node)] = _IN_PROGRESS
+        items = [_convert(loader, item, path + (i,), lines, filename, done) for i, item in enumerate(node.value)]
+        done[id(node)] = items
+        return items
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
+        done[id(node)] = _IN_PROGRESS
+        own = {id(k) for k, _ in node.value}  # the keys written here, not merged in by `<<: *name`
+        loader.flatten_mapping(node)  # merged pairs first: a key written here overrides them
         out: Dict[Any, Any] = {}
+        written = set()
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            key = _scalar(loader, key_node, path, filename)
             if isinstance(key, (list, dict)):
                 raise SpecError("a mapping key must be a plain value", filename, key_node.start_mark.line + 1,
                                 _dotted(path))
-            if key in out:
-                raise SpecError(f"key '{key}' appears twice in the same mapping", filename,
-                                key_node.start_mark.line + 1, _dotted(path + (key,)))
+            if id(key_node) in own:
+                if key in written:
+                    raise SpecError(f"key '{key}' appears twice in the same mapping", filename,
+                                    key_node.start_mark.line + 1, _dotted(path + (key,)))
+                written.add(key)
             lines[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _convert(loader, value_node, path + (key,), lines, filename)
+            out[key] = _convert(loader, value_node, path + (key,), lines, filename, done)
+        done[id(node)] = out
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_convert(loader, item, path + (i,), lines, filename) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    return _scalar(loader, node, path, filename)
+
+
+_TAG_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "timestamp": "a date"}
+
+
+def _scalar(loader: _Loader, node: yaml.Node, path: Path_, filename: str) -> Any:
+    """PyYAML's constructors raise plain Python errors on some scalars: an integer of
+    more than 4300 digits (Python's int-from-string limit), or an explicit tag on a
+    value it does not fit (``!!int abc``, ``!!bool maybe``, ``!!timestamp soon``)."""
+    try:
+        return loader.construct_object(node, deep=True)
+    except (ValueError, TypeError, LookupError, AttributeError, OverflowError) as exc:
+        text = str(node.value)
+        shown = text if len(text) <= 40 else f"{text[:20]}...{text[-10:]} ({len(text)} characters)"
+        tag = str(node.tag).rsplit(":", 1)[-1]
+        why = ": too many digits" if "digits" in str(exc) else ""
+        raise SpecError(f"cannot read `{shown}` as {_TAG_NAMES.get(tag, '!!' + tag)}{why}", filename,
+                        node.start_mark.line + 1, _dotted(path) or None) from None
+
+
+def _line_of(lines: Dict[Path_, int], path: Path_) -> Any:
+    while path and path not in lines:
+        path = path[:-1]
+    return lines.get(path)
 
 
 def _dotted(path: Path_) -> str:
