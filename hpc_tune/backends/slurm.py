@@ -29,15 +29,20 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
 import submitit
 from submitit.core.utils import UncompletedJobError
 from submitit.slurm.slurm import SlurmJobEnvironment
 
-from ..spec.model import SlurmOptions
 from ..trial import read_json, run_trial, write_json_atomic
 from .base import Backend, BackendBusy, BackendError, JobRequest, JobState, JobStatus, job_env
+
+if TYPE_CHECKING:
+    # Not at run time: every trial job imports this module to unpickle TrialJob, and the
+    # spec pulls in numpy and scipy (3 s of start-up per job, measured by
+    # benchmarks/slot_utilisation.py).
+    from ..spec.model import SlurmOptions
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +284,11 @@ class SlurmBackend(Backend):
         to both sacct and squeue counts as PENDING (from submission or first poll) before LOST."""
         super().__init__()
         self.folder = Path(folder).resolve()
-        self.options = options or SlurmOptions()
+        if options is None:
+            from ..spec.model import SlurmOptions
+
+            options = SlurmOptions()
+        self.options = options
         self.python = python
         self.signal_delay_s = signal_delay_s
         self.lost_grace_s = lost_grace_s
@@ -385,11 +394,16 @@ class SlurmBackend(Backend):
         if "no-requeue" in additional:
             additional.pop("requeue")
         pythonpath = shlex.quote(_PACKAGE_ROOT)
+        # The time-limit warning must find the job running with its handlers set up: with
+        # --signal=USR2@90 on a limit of 90 s or less, slurmctld sends it at its first check,
+        # often while Python is still starting, and the job dies of it (FAILED, no retry).
+        # Half the limit at most, then.
+        delay = self.signal_delay_s if minutes is None else min(self.signal_delay_s, max(1, int(minutes * 30)))
         params: Dict[str, Any] = {
             "job_name": name,
             # submitit's own idea of the time limit tells a time-out from a preemption
             "time": NO_TIME_LIMIT_MIN if minutes is None else max(1, math.ceil(minutes)),
-            "signal_delay_s": self.signal_delay_s,
+            "signal_delay_s": delay,
             "array_parallelism": count,  # how many run at once is the controller's business
             # the job imports hpc_tune (TrialJob) from this same source tree, installed or not
             "setup": [f"export PYTHONPATH={pythonpath}${{PYTHONPATH:+:$PYTHONPATH}}"],
