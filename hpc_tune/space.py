@@ -14,12 +14,12 @@ whole parameter sets. Nothing here knows about files, YAML or Slurm.
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-from scipy import stats
 
 Value = Any  # a parameter value: a number, a string, a bool, None...
 
@@ -51,6 +51,7 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
 
 
+_STANDARD_NORMAL = NormalDist()  # the stdlib's: scipy.stats would cost every CLI call a second
 _MAX_EXP = math.log(np.finfo(float).max)  # ~709.78: math.exp above this overflows
 
 
@@ -333,12 +334,12 @@ class Normal(Param):
 
     def encode(self, value: Value) -> List[float]:
         z = math.log(max(value, 1e-300)) if self.log else float(value)
-        u = float(stats.norm.cdf((z - self.loc) / self.scale))
+        u = _STANDARD_NORMAL.cdf((z - self.loc) / self.scale)
         return [min(1 - self._EPS, max(self._EPS, u))]
 
     def decode(self, vector: Sequence[float]) -> float:
         u = min(1 - self._EPS, max(self._EPS, float(vector[0])))
-        z = self.loc + self.scale * float(stats.norm.ppf(u))
+        z = self.loc + self.scale * _STANDARD_NORMAL.inv_cdf(u)
         return clean_number(self._from_axis(z))
 
     def contains(self, value: Value) -> bool:

@@ -1,6 +1,7 @@
 """Every generation of the polyaxonfile dialect (DIALECT.md) into one ``Spec``."""
 from __future__ import annotations
 
+import math
 import os
 import shlex
 from typing import Any, Dict, List, Optional, Tuple
@@ -47,6 +48,8 @@ DESCRIPTIVE = {"version", "kind", "name", "project", "description", "tags", "fra
 STUDY_KEYS = {"matrix", "settings", "hptuning", "declarations", "params", "inputs", "run", "environment", "slurm",
               "metric", "component"}
 
+MAX_BRACKETS = 40  # eta^40 > R for any sensible study; more is a typo (eta: 1.001)
+MAX_TRIALS = 1_000_000  # a plan is computed whole: keep it to what a cluster could run
 V0_ALGORITHMS = ("grid_search", "random_search", "hyperband", "bo")
 V1_KINDS = ("grid", "random", "mapping", "hyperband", "bayes", "hyperopt", "iterative", "tpe")
 ACQUISITIONS = ("ucb", "ei", "poi")
@@ -237,6 +240,8 @@ def _n_trials(sec: Section, key: str, space: Space, grid: bool) -> Optional[int]
         return max(1, int(value * size))
     if value != int(value):
         sec.fail(f"expected a whole number of trials (or a fraction < 1 of the space), got {value!r}", key=key)
+    if value > MAX_TRIALS:
+        sec.fail(f"{int(value)} trials is more than hpc-tune plans ({MAX_TRIALS})", key=key)
     return int(value)
 
 
@@ -269,6 +274,9 @@ def _metric(sec: Section) -> Metric:
 def _hyperband(block: Section, space: Space, max_iter_key: str) -> HyperbandConfig:
     max_iter = block.number(max_iter_key, minimum=1)
     eta = block.number("eta", 3, minimum=1, exclusive=True)
+    if math.log(max_iter) / math.log(eta) > MAX_BRACKETS:
+        block.fail(f"max_iter {max_iter:g} with eta {eta:g} makes more than {MAX_BRACKETS} brackets; "
+                   f"use a larger eta or a smaller max_iter", key="eta")
     rsec = block.mapping("resource", required=True)
     rsec.check_keys({"name", "type"})
     resource = ResourceConfig(rsec.string("name"), rsec.string("type", "float", choices=("int", "float")))

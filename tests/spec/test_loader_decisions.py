@@ -31,3 +31,19 @@ def test_four_number_range_is_read_as_values_with_a_warning():
 def test_lognormal_that_would_overflow_is_refused():
     with pytest.raises(SpecError, match="overflows"):
         spec_from_dict(study({"a": {"lognormal": [700, 10]}}))
+
+
+def test_hyperband_with_absurd_bracket_counts_is_refused():
+    data = {"hptuning": {"hyperband": {"max_iter": 1000, "eta": 1.01, "resource": {"name": "r"},
+                                       "metric": {"name": "loss"}},
+                         "matrix": {"a": {"uniform": [0, 1]}}},
+            "run": {"cmd": "echo {{ a }} {{ r }}"}}
+    with pytest.raises(SpecError, match="brackets"):
+        spec_from_dict(data)
+
+
+def test_an_absurd_number_of_trials_is_refused():
+    with pytest.raises(SpecError, match="more than hpc-tune plans"):
+        spec_from_dict({"hptuning": {"random_search": {"n_experiments": 10**9},
+                                     "matrix": {"a": {"uniform": [0, 1]}}},
+                        "run": {"cmd": "echo {{ a }}"}})
