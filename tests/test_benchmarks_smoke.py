@@ -1,0 +1,100 @@
+"""Smoke runs of the benchmarks' --quick modes (benchmarks/controller_scale.py,
+hyperband_digits.py, hyperband_stragglers.py): they run, print their tables, write their raw
+JSON and leave benchmarks/README.md alone. Structure only, never timings."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+README = BENCH / "README.md"
+
+
+def load(name: str):
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def run(name: str, args, tmp_path, capsys):
+    readme_before = README.read_text() if README.exists() else None
+    module = load(name)
+    assert module.main(["--quick", "--results-dir", str(tmp_path), *args]) == 0
+    out = capsys.readouterr().out
+    assert (README.read_text() if README.exists() else None) == readme_before  # --quick appends nothing
+    files = sorted(tmp_path.glob(f"{name}-2*.json"))
+    assert len(files) == 1, files
+    return module, out, json.loads(files[0].read_text())
+
+
+def test_controller_scale_quick(tmp_path, capsys):
+    module, out, data = run("controller_scale", ["--workdir", str(tmp_path / "work")], tmp_path, capsys)
+    for heading in ("Per controller cycle", "Whole studies", "Journal replay", "Memory under 500 MB"):
+        assert heading in out
+    assert set(data["studies"]) == {"delayed/library", "delayed/batched", "instant/library", "instant/batched"}
+    for key, study in data["studies"].items():
+        assert "error" not in study, study.get("error")
+        assert study["trials"] == 120 and study["counts"] == {"completed": 120}, key
+        assert study["end"]["state"] == "finished"
+        assert study["cycles"]["all"]["cycles"] > 0
+        assert study["journal_bytes"] > 0 and study["events"] == sum(study["events_by_kind"].values())
+    # the proposed batching writes the same events as the library, fewer appends
+    lib, bat = data["studies"]["delayed/library"], data["studies"]["delayed/batched"]
+    assert lib["events_by_kind"]["end"] == bat["events_by_kind"]["end"] == 120
+    assert lib["events_by_kind"]["report"] == bat["events_by_kind"]["report"] == 120 * module.REPORTS_PER_TRIAL
+    assert len(lib["idle_rows"]) == module.IDLE_CYCLES and lib["profile"]
+    replay = data["replay"]
+    assert set(replay) == {"study", "synthetic"}
+    for r in replay.values():
+        for case in ("parse", "raw", "snapshot"):
+            assert r[case]["wall"] >= 0 and r[case]["maxrss_mb"] > 0
+        assert r["raw"]["offset"] == r["bytes"] == r["snapshot"]["offset"]
+    syn = replay["synthetic"]
+    assert syn["raw"]["trials"] == syn["trials"] and syn["raw"]["reports"] == syn["trials"] * 96
+    assert syn["parse"]["events"] == syn["events"]
+    assert 0 < syn["snapshot_behind_bytes"] < syn["bytes"]
+
+
+def test_hyperband_digits_quick(tmp_path, capsys):
+    module, out, data = run("hyperband_digits", ["--jobs", "1"], tmp_path, capsys)
+    assert "| method" in out and "Goal 1" in out and "Goal 2" in out
+    methods = list(module.METHODS)
+    for label in module.METHODS.values():
+        assert label in out
+    cfg = data["config"]
+    assert data["one_hb_run_epochs"] == 78  # R = 9, eta = 3: 27 + 24 + 27
+    assert data["budgets"] == [k * 78 for k in cfg["multiples"]]
+    assert data["table"]["cells"] == len(module.all_cells(cfg))
+    assert sorted(data["medians"]) == sorted(methods)
+    assert all(len(v) == len(cfg["multiples"]) for v in data["medians"].values())
+    assert len(data["runs"]) == cfg["seeds"] * len(methods)
+    for r in data["runs"]:
+        epochs = [e for e, _ in r["points"]]
+        values = [v for _, v in r["points"]]
+        assert epochs == sorted(epochs) and epochs[-1] <= data["budgets"][-1]
+        assert values == sorted(values, reverse=True)  # best so far only improves
+    # a second run reuses the learning-curve table instead of training again
+    assert module.main(["--quick", "--jobs", "1", "--results-dir", str(tmp_path), "--reuse-curves"]) == 0
+    assert "training" not in capsys.readouterr().out
+
+
+def test_hyperband_stragglers_quick(tmp_path, capsys):
+    module, out, data = run("hyperband_stragglers", ["--seeds", "2"], tmp_path, capsys)
+    assert "idle hpc-tune" in out and "goal >= 30 %" in out
+    assert len(data["summary"]) == len(module.DISTRIBUTIONS) * 2  # S = 4 and 16
+    for c in data["cases"]:
+        assert 0.0 <= c["idle_hpctune"] < 1.0 and 0.0 <= c["idle_sync"] < 1.0
+        # simulated time, not timed: no schedule beats the lower bound
+        assert c["makespan_lower_bound"] <= min(c["makespan_hpctune"], c["makespan_sync"]) + 1e-9
+        assert c["trials"] == 69  # R = 27, eta = 3: one full Hyperband run
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
