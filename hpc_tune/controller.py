@@ -49,6 +49,7 @@ from .trial import (
     TRIAL_DIR_ENV,
     TRIAL_ID_ENV,
     read_exit_record,
+    read_started_record,
 )
 
 log = logging.getLogger("hpc_tune.controller")
@@ -375,8 +376,17 @@ class Controller:
         ckpt = os.path.join(tdir, CHECKPOINT_DIR)
         parent = t.meta.get("resume_from")
         if parent is not None and isinstance(self.spec.algorithm, HyperbandConfig):
-            # `resume: true`: continue from the parent configuration's checkpoints.
-            ckpt = os.path.join(trial_dir(self.study_dir, int(parent)), CHECKPOINT_DIR)
+            # `resume: true`: continue from the parent configuration's checkpoints, which
+            # are where the parent itself saved them: in the folder of the first trial of
+            # the chain (a promotion from rung 1 to 2 resumes what rung 0 started).
+            root, seen = int(parent), {t.trial_id}
+            while root not in seen and root in self.view.trials:
+                seen.add(root)
+                up = self.view.trials[root].meta.get("resume_from")
+                if up is None:
+                    break
+                root = int(up)
+            ckpt = os.path.join(trial_dir(self.study_dir, root), CHECKPOINT_DIR)
         os.makedirs(tdir, exist_ok=True)
         os.makedirs(ckpt, exist_ok=True)
         values = dict(self.spec.run.constants)
@@ -411,6 +421,13 @@ class Controller:
         adopted = []
         for t in orphans:
             job = by_name.get(f"hpct-{self.view.study_id}-{t.trial_id}")
+            if job is None:
+                # Not queued (any more): a quick job may have run, or still run, while no
+                # controller was there. Its wrapper's records name it; submitting again
+                # would run the same trial twice.
+                job = _job_of_attempt(trial_dir(self.study_dir, t.trial_id), t.attempt)
+                if job is not None:
+                    self.backend.attach(job, trial_dir(self.study_dir, t.trial_id))
             if job is not None:
                 adopted.append({"e": "submitted", "id": t.trial_id, "attempt": t.attempt, "job": job})
         self._events(adopted)
@@ -429,6 +446,15 @@ class Controller:
             self._snapshot_offset = self.view.offset
         for e in events:
             _log_event(e, self.view)
+
+
+def _job_of_attempt(tdir: str, attempt: int) -> Optional[str]:
+    """The job id in the trial folder's exit or start record when that record is from
+    ``attempt`` (written by the job's wrapper, see hpc_tune.trial), else None."""
+    for record in (read_exit_record(tdir), read_started_record(tdir)):
+        if record and record.get("job_id") and int(record.get("attempt", -1)) == attempt:
+            return str(record["job_id"])
+    return None
 
 
 def _log_event(e: Dict[str, Any], view: StudyView) -> None:

@@ -135,6 +135,8 @@ def _pid_alive(pid: int) -> bool:
 
 # ------------------------------------------------------------------------------ fold
 
+_LIVE_STATES = tuple(s for s in TrialState if s.live)
+
 
 @dataclass
 class TrialView:
@@ -218,7 +220,9 @@ class StudyView:
         return int(self.info["seed"])
 
     def live(self) -> List[TrialView]:
-        return [t for t in self.trials.values() if t.state.live]
+        # A tuple test instead of the ``live`` property: 6x faster over 10,000 trials, and a
+        # cycle asks several times.
+        return [t for t in self.trials.values() if t.state in _LIVE_STATES]
 
     def counts(self) -> Dict[str, int]:
         out: Dict[str, int] = {}
@@ -227,10 +231,24 @@ class StudyView:
         return out
 
     def history(self) -> History:
-        return History.of(
-            TrialRecord(t.trial_id, t.params, t.state, t.value, t.resource, t.meta,
-                        self._curve(t))
-            for t in sorted(self.trials.values(), key=lambda t: t.trial_id))
+        # A trial's record is rebuilt only when it changed (state, value, reports): building
+        # every record with its curve on every call was most of a 10,000-trial cycle.
+        cache = self.__dict__.setdefault("_records", {})
+        metric = self.info.get("metric")
+        records = []
+        for t in sorted(self.trials.values(), key=lambda t: t.trial_id):
+            key = (t.state, t.value, t.n_reports, metric)
+            hit = cache.get(t.trial_id)
+            if hit is None or hit[0] != key:
+                hit = cache[t.trial_id] = (key, TrialRecord(t.trial_id, t.params, t.state, t.value, t.resource,
+                                                            t.meta, self._curve(t)))
+            records.append(hit[1])
+        return History(tuple(records))
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_records", None)  # a cache: not in snapshots
+        return state
 
     def _curve(self, t: TrialView) -> Tuple[Tuple[float, float], ...]:
         metric = self.info.get("metric")

@@ -60,6 +60,10 @@ SLOT_FILE = "slot.json"  # {"job_id", "devices"}: GPUs granted by the local back
 
 # Signals the wrapper passes on to the command: the scheduler's warnings and kill requests.
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
+# Slurm signals every process of a job step (its --signal, preemption, scancel, requeue), so
+# the command can die of a signal a moment before this process gets its own copy; how long
+# to wait for that copy before taking the end for the command's own doing.
+OWN_COPY_WAIT_S = 2.0
 
 # ---------------------------------------------------------------------------------------------
 # Trial side
@@ -295,6 +299,8 @@ def run_trial(
             trial / STARTED_RECORD, {**identity, "started": started, "pid": os.getpid(), "child_pid": child.pid}
         )
         returncode = child.wait()  # signal handlers run while waiting (PEP 475 retries the wait)
+        if returncode < 0:
+            _await_own_copy(forwarder, -returncode)
         ended = time.time()
         signame = signal.Signals(-returncode).name if returncode < 0 else None
         exit_code = 128 - returncode if returncode < 0 else returncode
@@ -317,6 +323,22 @@ def run_trial(
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _await_own_copy(forwarder: _SignalForwarder, signum: int) -> None:
+    """The command died of ``signum``, one this process forwards but has not received: when
+    the scheduler sent it to the whole job step, this process's copy is on its way. Without
+    it the end would look final (exit.json written, "the command failed") where the
+    scheduler is timing the job out, preempting or requeueing it."""
+    try:
+        sig = signal.Signals(signum)
+    except ValueError:
+        return
+    if sig not in FORWARDED_SIGNALS or threading.current_thread() is not threading.main_thread():
+        return
+    deadline = time.monotonic() + OWN_COPY_WAIT_S
+    while sig.name not in forwarder.received and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _wait_for_slot(trial_dir: Path, job_id: str, poll_s: float = 0.1) -> List[str]:

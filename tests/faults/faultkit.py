@@ -1,0 +1,442 @@
+"""Helpers of the fault-injection tests: drive the real ``hpc-tune`` command line, read a
+study's files, talk to the real Slurm cluster, and run whole scenarios concurrently.
+
+A *scenario* is one study driven through its faults from start to end (a function that
+blocks for a minute or three and returns what it saw). The tests only assert on what a
+scenario returns and on the files it leaves. ``conftest.py`` starts every scenario the
+selected tests need at once, in threads, so that the slow Slurm studies overlap.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data"
+CKPT = DATA / "ckpt_trial.py"
+PROBE = DATA / "probe_trial.py"
+PY = sys.executable
+
+# ------------------------------------------------------------------------------ scenarios
+
+# name -> (function(workdir, **kwargs) -> dict, kwargs, needs_slurm)
+SCENARIOS: Dict[str, Tuple[Callable[..., Dict[str, Any]], Dict[str, Any], bool]] = {}
+
+
+def scenario(name: str, *, slurm: bool, **kwargs: Any) -> Callable:
+    """Register ``fn(workdir, **kwargs)`` as scenario ``name`` (a decorator; stackable)."""
+    def register(fn: Callable[..., Dict[str, Any]]) -> Callable[..., Dict[str, Any]]:
+        SCENARIOS[name] = (fn, kwargs, slurm)
+        return fn
+    return register
+
+
+class Cleanup:
+    """What a scenario leaves behind: study ids (their Slurm jobs are cancelled by name),
+    extra Slurm job ids, and processes we started (ended by their own pid)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.studies: Dict[str, List[str]] = defaultdict(list)  # scenario -> study ids
+        self.jobs: Dict[str, List[str]] = defaultdict(list)  # scenario -> extra job ids
+        self.procs: Dict[str, List[subprocess.Popen]] = defaultdict(list)
+
+    def study(self, owner: str, study_dir: str) -> None:
+        with self.lock:
+            self.studies[owner].append(os.path.basename(study_dir))
+
+    def job(self, owner: str, job_id: str) -> None:
+        with self.lock:
+            self.jobs[owner].append(job_id)
+
+    def proc(self, owner: str, proc: subprocess.Popen) -> None:
+        with self.lock:
+            self.procs[owner].append(proc)
+
+    def run(self, owner: str) -> None:
+        with self.lock:
+            procs, studies, jobs = list(self.procs[owner]), list(self.studies[owner]), list(self.jobs[owner])
+        for p in procs:
+            if p.poll() is None:
+                try:
+                    os.kill(p.pid, signal.SIGTERM)
+                    p.wait(timeout=20)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    try:
+                        os.kill(p.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        for study_id in studies:
+            scancel_study(study_id)
+        if jobs and slurm_here():
+            subprocess.run(["scancel", *jobs], capture_output=True, timeout=60)
+
+
+CLEANUP = Cleanup()
+
+
+class Gate:
+    """Keeps the preemption test's preemptor away from the other Slurm scenarios of the
+    session (a job of the `high` partition may take the core of any `debug` job, not only of
+    the GPU trials it is aimed at). The other scenarios run inside ``other()``; the
+    preemption scenario holds the gate while it preempts: from the start of the session
+    (``hold_first``, called before any scenario starts), or later once all the others have
+    ended (``hold_when_others_done``)."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.held = False
+        self.pending = 0  # other scenarios not ended yet
+
+    def hold_first(self, others: int) -> None:
+        with self.cond:
+            self.held, self.pending = True, others
+
+    def release(self) -> None:
+        with self.cond:
+            self.held = False
+            self.cond.notify_all()
+
+    def hold_when_others_done(self) -> None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.pending == 0)
+            self.held = True
+
+    def abort(self) -> None:
+        with self.cond:
+            self.held, self.pending = False, 0
+            self.cond.notify_all()
+
+    def other(self, fn: Callable[[], Any]) -> Any:
+        with self.cond:
+            self.cond.wait_for(lambda: not self.held)
+        try:
+            return fn()
+        finally:
+            with self.cond:
+                self.pending -= 1
+                self.cond.notify_all()
+
+
+GATE = Gate()
+ABORT = threading.Event()  # set when the session ends: scenarios still waiting give up
+
+# ------------------------------------------------------------------------------ the CLI
+
+
+def _env(extra: Optional[Dict[str, str]]) -> Dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "HPC_TUNE_FAULT"}
+    env.update(extra or {})
+    return env
+
+
+def cli(*args: str, env: Optional[Dict[str, str]] = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``hpc-tune ARGS`` in a fresh process (run from the repository root)."""
+    return subprocess.run([PY, "-m", "hpc_tune", *args], capture_output=True, text=True, timeout=timeout,
+                          env=_env(env), cwd=str(ROOT))
+
+
+def start_cli(owner: str, log: Path, *args: str, env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
+    """``hpc-tune ARGS`` in the background, output to ``log``."""
+    fh = open(log, "ab")
+    proc = subprocess.Popen([PY, "-m", "hpc_tune", *args], stdout=fh, stderr=subprocess.STDOUT, env=_env(env),
+                            cwd=str(ROOT))
+    fh.close()
+    CLEANUP.proc(owner, proc)
+    return proc
+
+
+class ForkedCLI:
+    """``hpc-tune`` commands run by cli_zygote.py: each in a fresh process, forked from an
+    interpreter that has imported hpc_tune (a restart in milliseconds, not seconds)."""
+
+    def __init__(self, owner: str) -> None:
+        env = _env({"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+        self.proc = subprocess.Popen([PY, str(Path(__file__).with_name("cli_zygote.py"))], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=env, cwd=str(ROOT))
+        CLEANUP.proc(owner, self.proc)
+
+    def run(self, *args: str, log: Path, env: Optional[Dict[str, str]] = None) -> int:
+        """Run ``hpc-tune ARGS`` to its end; its exit code, -9 when SIGKILL ended it."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"args": list(args), "env": env or {}, "log": str(log)}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line, f"cli_zygote.py died (exit {self.proc.poll()})"
+        return int(json.loads(line)["rc"])
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def wait_proc(proc: subprocess.Popen, timeout: float, what: str) -> int:
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"{what}: still running after {timeout:.0f} s") from None
+
+
+def write_study(directory: Path, body: str, **values: Any) -> str:
+    """A study file from ``body``: PY, CKPT and PROBE are replaced by this interpreter and the
+    test trials; ``{name}`` placeholders by ``values``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    text = textwrap.dedent(body).replace("PY", PY).replace("CKPT", str(CKPT)).replace("PROBE", str(PROBE))
+    for k, v in values.items():
+        text = text.replace("{" + k + "}", str(v))
+    path = directory / "study.yml"
+    path.write_text(text)
+    return str(path)
+
+
+def only_study(state_dir: Path) -> str:
+    studies = [d for d in os.listdir(state_dir) if os.path.isfile(os.path.join(state_dir, d, "journal.jsonl"))]
+    assert len(studies) == 1, f"expected one study under {state_dir}, found {studies}"
+    return os.path.join(str(state_dir), studies[0])
+
+
+def wait_for_study(state_dir: Path, timeout: float = 120) -> str:
+    return wait_for(lambda: os.path.isdir(state_dir) and os.listdir(state_dir) and only_study(state_dir),
+                    timeout, f"a study under {state_dir}")
+
+
+def plan(study_file: str) -> Dict[str, Any]:
+    res = cli("plan", study_file, "--json")
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def planned_rungs(the_plan: Dict[str, Any]) -> Dict[Tuple[int, int], Tuple[int, Any]]:
+    """(bracket, rung) -> (number of trials, resource)."""
+    return {(b["bracket"], i): (r["n"], r["resource"]) for b in the_plan["brackets"] for i, r in enumerate(b["rungs"])}
+
+
+def wait_for(pred: Callable[[], Any], timeout: float, what: str, every: float = 1.0) -> Any:
+    deadline = time.time() + timeout
+    while True:
+        try:
+            value = pred()
+        except (OSError, ValueError, AssertionError):
+            value = None
+        if value:
+            return value
+        if time.time() > deadline or ABORT.is_set():
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+
+
+# ------------------------------------------------------------------------- study files
+
+
+def journal(study_dir: str) -> List[Dict[str, Any]]:
+    """Every complete event of the journal (a torn last line is skipped, as hpc-tune does)."""
+    out = []
+    with open(os.path.join(study_dir, "journal.jsonl"), "rb") as fh:
+        for line in fh.read().split(b"\n"):
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+    return out
+
+
+def read_json(path: str) -> Optional[Dict[str, Any]]:
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_json_atomic(path: str, data: Dict[str, Any]) -> None:
+    tmp = f"{path}.faults.{os.getpid()}"
+    with open(tmp, "w") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, path)
+
+
+def results(study_dir: str, trial: int) -> List[Dict[str, Any]]:
+    """The complete lines of a trial's result.jsonl."""
+    path = os.path.join(study_dir, "trials", str(trial), "result.jsonl")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in data[: data.rfind(b"\n") + 1].split(b"\n") if line.strip()]
+
+
+def record(study_dir: str, trial: int, name: str) -> Optional[Dict[str, Any]]:
+    try:
+        with open(os.path.join(study_dir, "trials", str(trial), name)) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def runs_of(lines: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The first line of each run of ckpt_trial.py (it says what the run saw)."""
+    return [line for line in lines if "ckpt_dir" in line]
+
+
+def last_step(lines: List[Dict[str, Any]]) -> int:
+    return max((int(line["step"]) for line in lines if "step" in line), default=0)
+
+
+def resumed_from(lines: List[Dict[str, Any]]) -> List[int]:
+    return [int(line["resumed_from"]) for line in lines if "resumed_from" in line]
+
+
+def progress(study_dir: str) -> Dict[str, Any]:
+    ev = journal(study_dir)
+    return {"trials": sum(e["e"] == "trial" for e in ev), "ended": sum(e["e"] == "end" for e in ev),
+            "submitted": sum(e["e"] == "submitted" for e in ev),
+            "study_end": next((e["state"] for e in ev if e["e"] == "study_end"), None)}
+
+
+def trial_jobs(events: Iterable[Dict[str, Any]]) -> Dict[Tuple[int, int], Set[str]]:
+    """(trial id, attempt) -> the job ids journaled for it."""
+    out: Dict[Tuple[int, int], Set[str]] = defaultdict(set)
+    for e in events:
+        if e["e"] == "submitted":
+            out[(e["id"], e["attempt"])].add(str(e["job"]))
+    return out
+
+
+def check_reports_match(study_dir: str, events: List[Dict[str, Any]]) -> None:
+    """No reported result lost or invented: the journal's report events of every trial are
+    exactly the lines of its result.jsonl, in order, and the last one ends at its end."""
+    reports: Dict[int, List[Dict[str, Any]]] = defaultdict(list)
+    ends: Dict[int, int] = {}
+    for e in events:
+        if e["e"] == "report":
+            reports[e["id"]].append(e["data"])
+            ends[e["id"]] = e["end"]
+    for tid in {e["id"] for e in events if e["e"] == "trial"}:
+        lines = results(study_dir, tid)
+        assert reports[tid] == lines, (
+            f"trial {tid}: the journal has {len(reports[tid])} report events, result.jsonl {len(lines)} lines; "
+            f"first difference at {next((i for i, (a, b) in enumerate(zip(reports[tid], lines)) if a != b), None)}")
+        size = os.path.getsize(os.path.join(study_dir, "trials", str(tid), "result.jsonl"))
+        assert ends.get(tid, 0) == size, f"trial {tid}: journal read up to byte {ends.get(tid)}, file has {size}"
+
+
+def check_exactly_once(events: List[Dict[str, Any]]) -> Dict[Tuple[int, int], str]:
+    """Every (trial, attempt) has one job id in the journal, however often it was journaled;
+    returns them."""
+    jobs = trial_jobs(events)
+    doubles = {k: v for k, v in jobs.items() if len(v) != 1}
+    assert not doubles, f"(trial, attempt) submitted under several job ids: {doubles}"
+    return {k: next(iter(v)) for k, v in jobs.items()}
+
+
+# -------------------------------------------------------------------------------- Slurm
+
+
+def slurm_here() -> bool:
+    try:
+        return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def squeue_names() -> Dict[str, str]:
+    """job id -> name of every queued job (one line per array task)."""
+    res = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%j"], capture_output=True, text=True, timeout=60)
+    out = {}
+    for line in res.stdout.splitlines():
+        job, _, name = line.strip().partition("|")
+        if job:
+            out[job] = name
+    return out
+
+
+def scancel_study(study_id: str) -> None:
+    """Cancel every queued job of a study, found by name (trials: hpct-<id>-..., arrays
+    hpct-<id>-...@token, controller: hpct-ctl-<id>)."""
+    if not slurm_here():
+        return
+    ids = [j for j, name in squeue_names().items() if name.startswith((f"hpct-{study_id}-", f"hpct-ctl-{study_id}"))]
+    if ids:
+        subprocess.run(["scancel", *sorted({j.split("_")[0] for j in ids})], capture_output=True, timeout=60)
+
+
+def gpu_jobs_except(mine: Iterable[str]) -> List[str]:
+    """Running jobs (array tasks one by one) that hold GPUs and are not in ``mine``."""
+    res = subprocess.run(["squeue", "-h", "-r", "-t", "R", "-o", "%i|%b"], capture_output=True, text=True, timeout=60)
+    mine = set(mine)
+    return [job for job, _, tres in (line.partition("|") for line in res.stdout.splitlines())
+            if "gpu" in tres and job not in mine]
+
+
+def sbatch(*args: str) -> str:
+    res = subprocess.run(["sbatch", "--parsable", *args], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, f"sbatch {' '.join(args)}: {res.stderr}"
+    return res.stdout.strip().split(";")[0]
+
+
+def sacct_rows(*args: str) -> List[List[str]]:
+    res = subprocess.run(["sacct", "-n", "-P", *args], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    return [line.split("|") for line in res.stdout.splitlines() if line.strip()]
+
+
+def sacct_history(job: str) -> List[str]:
+    """Every state a job went through, oldest first (``sacct -D``: requeues keep their rows)."""
+    return [row[1] for row in sacct_rows("-X", "-D", "-o", "JobID,State", "-j", job) if row[0] == job]
+
+
+_TASK = re.compile(r"^(\d+)_(\d+)$")
+
+
+def sacct_jobs_by_trial(study_dir: str) -> Dict[int, List[str]]:
+    """trial id -> every Slurm job that ran under its name, from ``sacct`` (array tasks named
+    through the array's manifest, see backends/slurm.py _task_name)."""
+    events = journal(study_dir)
+    study_id = events[0]["id"]
+    start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(events[0]["t"] - 120))
+    prefix = f"hpct-{study_id}-"
+    out: Dict[int, List[str]] = defaultdict(list)
+    for job, name in (row[:2] for row in sacct_rows("-X", "-S", start, "-E", "now", "-o", "JobID,JobName")):
+        if not name.startswith(prefix):
+            continue
+        if "@" in name:
+            token = name.rpartition("@")[2]
+            with open(os.path.join(study_dir, "slurm", "arrays", f"{token}.json")) as fh:
+                names = json.load(fh)["names"]
+            m = _TASK.match(job)
+            assert m, f"array {job} ({name}) has a task that never started"
+            name = names[int(m.group(2))]
+        out[int(name[len(prefix):])].append(job)
+    return dict(out)
+
+
+def check_continues(lines: List[Dict[str, Any]]) -> int:
+    """Each run of ckpt_trial.py after the first continued from the checkpoint its
+    predecessors left: the last step reported before it, or the one before that when the
+    kill came between the report and the save. Returns how many runs resumed."""
+    done, resumed = 0, 0
+    for i, line in enumerate(lines):
+        if "ckpt_dir" in line:
+            nxt = lines[i + 1] if i + 1 < len(lines) else {}
+            if done > 0:
+                assert nxt.get("resumed_from") in (done, done - 1), f"a run after step {done} began with {nxt}"
+                resumed += 1
+            else:
+                assert "resumed_from" not in nxt, nxt
+        if "step" in line:
+            done = max(done, int(line["step"]))
+    return resumed
