@@ -492,6 +492,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          "instead of running them again; the methods are deterministic given the seed")
     args = ap.parse_args(argv)
     started_on = machine()
+    date = now()
     if args.quick:
         args.seeds, args.evals, args.timing_reps, args.no_readme = 2, 15, 1, True
 
@@ -575,7 +576,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         timing_table = "(timing skipped)"
 
     command = command_line("bo_quality.py", argv)
-    date = now()
     head = (f"{date} - `{command}` - {machine_line(started_on)}\n\n"
             f"{args.seeds} seeds x {args.evals} evaluations, wall {wall / 60:.1f} min, {args.jobs} workers"
             + (f" ({reused} runs reused from {', '.join(args.reuse)})" if reused else "") + ". "
