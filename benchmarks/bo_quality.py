@@ -606,7 +606,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     args.results_dir)
     print(f"raw results: {out}")
     if not args.no_readme:
-        append_readme(_TITLE, _INTRO, f"### Run of {date}\n\n{text}")
+        append_readme(_TITLE, _INTRO, text)  # under a "### Run of <date>" heading
         print("appended to benchmarks/README.md")
     return 0
 
@@ -631,8 +631,9 @@ the same seeds. Medians over seeds; `*` marks the lowest median regret at the en
     python benchmarks/bo_quality.py                      # 10 seeds x 60 evaluations, ~45 min on 2 busy cores
     python benchmarks/bo_quality.py --quick              # smoke run, nothing appended here
 
-`--seeds`, `--evals`, `--methods`, `--problems`, `--jobs` narrow or widen it; raw
-results go to `benchmarks/results/` (not committed).
+`--seeds`, `--evals`, `--methods`, `--problems`, `--jobs` narrow or widen it;
+`--timing-only` measures only the suggest/ask times. Raw results go to
+`benchmarks/results/` (not committed).
 """
 
 
