@@ -3,9 +3,11 @@
 the callable submitit pickles (``TrialJob``) lived in a module that imports only submitit and
 ``hpc_tune.trial``.
 
-Today ``TrialJob`` is defined in ``hpc_tune/backends/slurm.py``, so unpickling it inside every
-trial job imports that module, which imports ``hpc_tune.spec.model`` -> ``hpc_tune.space`` ->
-numpy and scipy.stats: seconds per job on a loaded 2-core node, while the GPU slot sits idle.
+``TrialJob`` is defined in ``hpc_tune/backends/slurm.py``, so unpickling it inside every trial
+job imports that module, which imported ``hpc_tune.spec.model`` -> ``hpc_tune.space`` -> numpy
+and scipy.stats until commit 8789ed9: seconds per job on a loaded 2-core node, while the GPU
+slot sat idle. This variant measured the fix before it landed; since then it should measure
+the same as plain hpc-tune (``slot_utilisation.py --light-variant``).
 
 ``LightTrialJob`` below is a copy of ``TrialJob`` (same behaviour, same signals, same exit
 records) whose module imports nothing heavy. Run as a script, this file is ``hpc-tune`` with

@@ -17,6 +17,12 @@ by wrapper scripts named sbatch/sacct/squeue/scancel/scontrol put first on PATH,
 each call and exec the real binary. Where a slot's time goes between two trials is measured
 from the trial script's own start/end times, the exit records, the journal and sacct.
 
+Variants, to measure a library change before it is made (the library itself is untouched):
+``--tick-variant S`` (default 0.25, at ``--variant-lengths``, default 10 s) runs hpc-tune with a
+controller tick of S s (``benchmarks/slot_variant.py``); ``--light-variant`` runs it with
+``TrialJob`` in a module that imports only submitit and ``hpc_tune.trial``
+(``benchmarks/slot_lightjob.py``; the library has had that fix since commit 8789ed9).
+
 Then two checks, with trivially short trials:
 
 * **arrays**: a generation-D grid of ``--array-trials`` (1000) trials without concurrency
@@ -64,7 +70,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "benchmarks" / "README.md"
 README_INTRO = "Each benchmark runs with one command; figures are appended by the benchmark itself.\n"
 TRIAL_SCRIPT = ROOT / "benchmarks" / "slot_trial.sh"
-LIGHT_RUNNER = ROOT / "benchmarks" / "slot_lightjob.py"
+LIGHT_RUNNER = ROOT / "benchmarks" / "slot_lightjob.py"  # hpc-tune with a light TrialJob module
+TICK_RUNNER = ROOT / "benchmarks" / "slot_variant.py"  # hpc-tune with another controller tick
 COMMANDS = ("sbatch", "sacct", "squeue", "scancel", "scontrol")
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
          "BOOT_FAIL", "DEADLINE", "REVOKED"}
@@ -72,6 +79,7 @@ OUR_NAMES = ("hpct-slot", "slotbase-")  # job names of this benchmark (hpc-tune:
 BUSY_MESSAGE = "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation"
 CONCURRENCY = 4
 LIGHT_LABEL = "hpc-tune, light job*"
+TICK_LABEL = "hpc-tune, tick {tick:g} s*"
 TIME_LIMIT = "10:00"  # --time of every trial job, hpc-tune and baseline alike
 BASELINE_POLL_S = 2.0
 
@@ -177,12 +185,12 @@ def sacct_times(job_ids: Iterable[str]) -> Dict[str, Dict[str, Any]]:
 
 
 def squeue_rows() -> List[Dict[str, str]]:
-    res = run([real_binary("squeue"), "-h", "-r", "-o", "%i|%j|%T|%b|%u"], timeout=30)
+    res = run([real_binary("squeue"), "-h", "-r", "-o", "%i|%j|%T|%b|%u|%P"], timeout=30)
     rows = []
     for line in res.stdout.splitlines():
         f = line.split("|")
-        if len(f) >= 5:
-            rows.append({"id": f[0], "name": f[1], "state": f[2], "tres": f[3], "user": f[4]})
+        if len(f) >= 6:
+            rows.append({"id": f[0], "name": f[1], "state": f[2], "tres": f[3], "user": f[4], "partition": f[5]})
     return rows
 
 
@@ -207,6 +215,8 @@ class ForeignMonitor:
                 running = [r for r in rows if r["state"] in ("RUNNING", "COMPLETING")]
                 self.samples.append({"t": time.time(), "running": len(running),
                                      "gpu_running": sum(1 for r in running if "gpu" in r["tres"]),
+                                     # partition `high` preempts (requeues) jobs of `debug`, ours included
+                                     "high": sum(1 for r in rows if r["partition"] == "high"),
                                      "pending": sum(1 for r in rows if r["state"] == "PENDING"),
                                      "load1": os.getloadavg()[0]})
             except Exception:  # noqa: BLE001 - a missed sample is no reason to stop a benchmark
@@ -227,6 +237,7 @@ class ForeignMonitor:
             "samples": len(s),
             "foreign_running_max": max((x["running"] for x in s), default=0),
             "foreign_gpu_running_max": max((x["gpu_running"] for x in s), default=0),
+            "foreign_high_partition_max": max((x.get("high", 0) for x in s), default=0),
             "foreign_busy_fraction": round(sum(1 for x in s if x["running"]) / len(s), 3) if s else None,
             "load1_mean": round(statistics.mean(x["load1"] for x in s), 2) if s else None,
         }
@@ -357,14 +368,17 @@ def hpc_env(work: Path, call_log: Path, **extra: str) -> Dict[str, str]:
     return env
 
 
-def hpc_tune_argv(*args: str, light: bool = False) -> List[str]:
+def hpc_tune_argv(*args: str, light: bool = False, tick: Optional[float] = None) -> List[str]:
     if light:  # hpc-tune with TrialJob replaced by benchmarks/slot_lightjob.py's LightTrialJob
         return [sys.executable, str(LIGHT_RUNNER), *args]
+    if tick is not None:  # hpc-tune with the controller's tick set by benchmarks/slot_variant.py
+        return [sys.executable, str(TICK_RUNNER), *args]
     return [sys.executable, "-m", "hpc_tune", *args]
 
 
 def start_study(work: Path, name: str, yml: str, call_log: Path, extra_args: Sequence[str] = (),
-                light: bool = False, **env_extra: str) -> Tuple[subprocess.Popen, Path, float]:
+                light: bool = False, tick: Optional[float] = None,
+                **env_extra: str) -> Tuple[subprocess.Popen, Path, float]:
     """Start ``hpc-tune submit FILE --backend slurm --foreground`` (default poll interval)."""
     run_dir = work / name
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -372,10 +386,12 @@ def start_study(work: Path, name: str, yml: str, call_log: Path, extra_args: Seq
     path.write_text(yml)
     out = open(run_dir / "hpc-tune.out", "w")
     argv = hpc_tune_argv("submit", str(path), "--backend", "slurm", "--foreground",
-                         "--state-dir", str(work / "studies"), *extra_args, light=light)
+                         "--state-dir", str(work / "studies"), *extra_args, light=light, tick=tick)
     env = hpc_env(work, call_log, **env_extra)
     if light:  # the trial jobs inherit it through sbatch and unpickle slot_lightjob.LightTrialJob
         env["PYTHONPATH"] = f"{ROOT / 'benchmarks'}{os.pathsep}{env['PYTHONPATH']}"
+    if tick is not None:
+        env["SLOT_TICK"] = str(tick)
     t0 = time.time()
     proc = subprocess.Popen(argv, cwd=run_dir, stdout=out, stderr=subprocess.STDOUT, env=env)
     out.close()
@@ -417,16 +433,18 @@ def stop_proc(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def run_hpc_tune(work: Path, length: float, trials: int, light: bool = False) -> Dict[str, Any]:
-    name = f"slot-light-L{length:g}" if light else f"slot-L{length:g}"
+def run_hpc_tune(work: Path, length: float, trials: int, light: bool = False,
+                 tick: Optional[float] = None) -> Dict[str, Any]:
+    name = f"slot-light-L{length:g}" if light else f"slot-tick{tick:g}-L{length:g}" if tick else f"slot-L{length:g}"
     call_log = work / name / "calls.log"
     timing = work / name / "timing.log"
     (work / name).mkdir(parents=True, exist_ok=True)
     ideal = trials * length / CONCURRENCY
     limit = 6 * ideal + 600
-    proc, run_dir, t0 = start_study(work, name, study_yaml(trials, length, timing), call_log, light=light)
+    proc, run_dir, t0 = start_study(work, name, study_yaml(trials, length, timing), call_log, light=light,
+                                    tick=tick)
     study_dir = find_study_dir(run_dir, proc)
-    label = "hpc-tune (light job)" if light else "hpc-tune"
+    label = LIGHT_LABEL if light else TICK_LABEL.format(tick=tick) if tick else "hpc-tune"
     log(f"{label} L={length:g}s: study {study_dir.name} (pid {proc.pid}); ideal {ideal:.0f} s")
     code = wait_proc(proc, limit)
     wall = time.time() - t0
@@ -436,8 +454,8 @@ def run_hpc_tune(work: Path, length: float, trials: int, light: bool = False) ->
         cancel_study(work, study_dir, call_log)
         stop_proc(proc)
     r = analyse_hpc_tune(study_dir, call_log, timing, wall, t0, trials, length, code)
-    if light:
-        r["runner"] = LIGHT_LABEL
+    if light or tick:
+        r["runner"] = label
     return r
 
 
@@ -504,6 +522,8 @@ def analyse_hpc_tune(study_dir: Path, call_log: Path, timing_path: Path, wall: f
         "runner": "hpc-tune", "length_s": length, "trials": trials, "exit_code": code,
         "study": study_dir.name, "study_dir": str(study_dir), "study_end": ended,
         "trial_states": states,
+        # resubmissions: a trial job that got SIGUSR2 (preempted by a `high` job, or its time limit)
+        "retries": [{"id": e["id"], "reason": e.get("reason")} for e in journal if e.get("e") == "retry"],
         "wall_s": wall,
         "makespan_s": makespan,
         "first_start_to_last_end_s": (max(slurm_ends) - min(starts)) if starts and slurm_ends else None,
@@ -667,9 +687,13 @@ exec bash {shlex.quote(str(TRIAL_SCRIPT))} {length:g} "$x" {shlex.quote(str(timi
     states: Dict[str, int] = {}
     for r in per_task:
         states[r["state"]] = states.get(r["state"], 0) + 1
+    history = run([real_binary("sacct"), "-D", "-X", "-P", "-n", "-o", "JobID,State", "-j", job]).stdout
+    preempted = [line.split("|")[0] for line in history.splitlines()
+                 if line.count("|") >= 1 and line.split("|")[1].split()[0] in ("PREEMPTED", "REQUEUED")]
     return {
         "runner": "sbatch --array", "length_s": length, "trials": trials, "job": job, "argv": argv,
         "trial_states": states,
+        "retries": [{"id": j, "reason": "preempted/requeued (sacct -D)"} for j in preempted],
         "wall_s": wall,
         "makespan_s": makespan,
         "first_start_to_last_end_s": (max(ends) - min(starts)) if starts and ends else None,
@@ -762,6 +786,7 @@ run:
     log(f"arrays: {len(jobs)} trials submitted in {(submitted_at or time.time()) - t0:.1f} s with "
         f"{wave_counts['sbatch']} sbatch call(s) (arrays {', '.join(array_ids)}); cancelling")
     time.sleep(2)  # let the controller's first poll happen: one sacct for every live trial
+    cancel_t0 = time.time()
     cancel_s, cancel_out = cancel_study(work, study_dir, call_log)
     code = wait_proc(proc, 90)
     if code is None:
@@ -780,12 +805,13 @@ run:
         swept = sorted({x.split("_")[0] for x in left})
         run([real_binary("scancel"), *swept])
     all_calls = read_calls(call_log)
-    sacct_calls = [c for c in all_calls if c[1] == "sacct"]
+    sacct_calls = [c for c in all_calls if c[1] == "sacct" and c[0] < cancel_t0]
     events = read_jsonl(journal_path)
     states: Dict[str, int] = {}
     for e in events:
         if e.get("e") == "end":
             states[e["state"]] = states.get(e["state"], 0) + 1
+    time.sleep(5)  # sacct (slurmdbd) lags seconds behind slurmctld on this machine
     slurm_states = task_states(array_ids)
     return {
         "trials": n, "max_array_size": mas, "study": study_dir.name,
@@ -796,6 +822,9 @@ run:
         "cancel_s": cancel_s, "cancel_output": cancel_out, "controller_exit_code": code,
         "left_in_squeue_after_cancel": left, "swept_by_benchmark": swept,
         "calls_total": count_calls(all_calls),
+        "calls_before_cancel": count_calls([c for c in all_calls if c[0] < cancel_t0]),
+        "calls_during_cancel": count_calls([c for c in all_calls if c[0] >= cancel_t0]),
+        "call_log": [[round(c[0] - t0, 2), c[1], c[2][:120]] for c in all_calls],
         "sacct_calls": [c[2] for c in sacct_calls],
         "trial_states": states, "slurm_states": slurm_states,
         "study_end": next((e for e in events if e.get("e") == "study_end"), None),
@@ -860,7 +889,7 @@ def startup_probe(parallel: int = CONCURRENCY) -> Dict[str, Any]:
     out: Dict[str, Any] = {"load1": os.getloadavg()[0]}
     for label, stmt in (("python -c pass", "pass"),
                         ("import submitit, hpc_tune.trial", "import submitit, submitit.helpers, hpc_tune.trial"),
-                        ("import hpc_tune.backends.slurm (today)", "import hpc_tune.backends.slurm")):
+                        ("import hpc_tune.backends.slurm (what a job unpickles)", "import hpc_tune.backends.slurm")):
         walls = []
         for _ in range(3):
             t = time.time()
@@ -876,7 +905,7 @@ def startup_probe(parallel: int = CONCURRENCY) -> Dict[str, Any]:
 # Report
 
 
-RUNNER_KEYS = ("hpc_tune", "light", "baseline")
+RUNNER_KEYS = ("hpc_tune", "light", "tick", "baseline")
 
 
 def runners(pair: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -952,12 +981,17 @@ def tables(result: Dict[str, Any]) -> str:
     for pair in result["pairs"]:
         for r in runners(pair):
             n = r["noise"]
+            retries = r.get("retries")
             rows.append([f"{r['length_s']:g}", r["runner"], fmt(r["waited_for_free_node_s"], 0), n["samples"],
-                         n["foreign_running_max"], n["foreign_gpu_running_max"], n["foreign_busy_fraction"],
-                         fmt(n["load1_mean"], 2), json.dumps(r["trial_states"])])
-    parts.append("Noise (other people's jobs on the shared cluster, squeue every 5 s; 1-minute load average):\n"
+                         n["foreign_running_max"], n["foreign_gpu_running_max"],
+                         n.get("foreign_high_partition_max", "-"), n["foreign_busy_fraction"],
+                         fmt(n["load1_mean"], 2), "-" if retries is None else len(retries),
+                         json.dumps(r["trial_states"])])
+    parts.append("Noise (other people's jobs on the shared cluster, squeue every 5 s; 1-minute load average;\n"
+                 "jobs in partition `high` preempt ours; preempted = trial jobs of ours preempted and rerun):\n"
                  + tabulate(rows, headers=["L s", "runner", "waited s", "samples", "foreign running max",
-                                           "foreign GPU jobs max", "fraction with foreign", "load1", "trial states"],
+                                           "foreign GPU jobs max", "foreign in `high` max", "fraction with foreign",
+                                           "load1", "preempted", "trial states"],
                             disable_numparse=True))
 
     lines = []
@@ -969,10 +1003,12 @@ def tables(result: Dict[str, Any]) -> str:
             f"(goal <= ceil({a['trials']}/MaxArraySize {a['max_array_size']}) = {a['sbatch_goal']}), arrays "
             f"{', '.join(a['array_ids'])}; state queries while {a['submitted']} trials were live: "
             f"{len(a['sacct_calls'])} sacct ({'; '.join(a['sacct_calls'][:3])}), "
-            f"{a['calls_total']['squeue']} squeue; `hpc-tune cancel` took {a['cancel_s']:.1f} s, "
-            f"{a['calls_total']['scancel']} scancel call(s); left in squeue afterwards: "
+            f"{a.get('calls_before_cancel', a['calls_total'])['squeue']} squeue; `hpc-tune cancel` took "
+            f"{a['cancel_s']:.1f} s: {a['calls_total']['scancel']} scancel call(s) for all trials"
+            + (f", {a['calls_during_cancel']['squeue']} squeue (cancel's search by job name)"
+               if "calls_during_cancel" in a else "") + "; left in squeue afterwards: "
             f"{len(a['left_in_squeue_after_cancel'])}{' (swept by the benchmark)' if a['swept_by_benchmark'] else ''}; "
-            f"Slurm states {json.dumps(a['slurm_states'])}.")
+            f"task states in sacct (may miss cancelled pending ones) {json.dumps(a['slurm_states'])}.")
     b = result.get("busy")
     if b:
         end = b["study_end"] or {}
@@ -1017,9 +1053,10 @@ def goals_text(result: Dict[str, Any]) -> str:
                      str(a["first_wave_calls"]["sbatch"]),
                      "met" if a["first_wave_calls"]["sbatch"] <= a["sbatch_goal"] and a["submitted"] == a["trials"]
                      else "MISSED"])
+        before = a.get("calls_before_cancel", a["calls_total"])
         rows.append([f"state queries with {a['submitted']} live trials", "1 per poll",
-                     f"{len(a['sacct_calls'])} sacct, {a['calls_total']['squeue']} squeue",
-                     "met" if len(a["sacct_calls"]) <= 1 and a["calls_total"]["squeue"] == 0 else
+                     f"{len(a['sacct_calls'])} sacct, {before['squeue']} squeue",
+                     "met" if len(a["sacct_calls"]) <= 1 and before["squeue"] == 0 else
                      "met for sacct; squeue too (sacct lag after sbatch)"])
         rows.append(["nothing left in squeue after cancel", "0", str(len(a["left_in_squeue_after_cancel"])),
                      "met" if not a["left_in_squeue_after_cancel"] else "MISSED"])
@@ -1028,9 +1065,13 @@ def goals_text(result: Dict[str, Any]) -> str:
         state = (b["study_end"] or {}).get("state")
         rows.append(["busy scheduler: back off, study finishes", "finished",
                      f"{state}, {b['trial_states']}", "met" if state == "finished" else "MISSED"])
-    note = (f"\n* {LIGHT_LABEL}: hpc-tune with TrialJob moved to a module that imports only submitit and "
-            f"hpc_tune.trial (benchmarks/slot_lightjob.py; library unchanged): the proposed fix, measured."
-            if any("light" in pair for pair in result["pairs"]) else "")
+    note = ""
+    if any("light" in pair for pair in result["pairs"]):
+        note += (f"\n* {LIGHT_LABEL}: hpc-tune with TrialJob moved to a module that imports only submitit and "
+                 f"hpc_tune.trial (benchmarks/slot_lightjob.py; library unchanged).")
+    if any("tick" in pair for pair in result["pairs"]):
+        note += ("\n* hpc-tune, tick S s: hpc-tune with the controller's tick (how often it reads exit records) "
+                 "set to S instead of 1 s (benchmarks/slot_variant.py; library unchanged).")
     return "Goals:\n" + tabulate(rows, headers=["goal", "target", "measured", ""], disable_numparse=True) + note
 
 
@@ -1077,15 +1118,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--busy-failures", type=int, default=3, help="failing sbatch calls of the busy check (0: skip)")
     p.add_argument("--no-readme", action="store_true")
     p.add_argument("--skip-pairs", action="store_true", help="only the array and busy checks")
-    p.add_argument("--no-variant", action="store_true",
-                   help="skip the third runner (hpc-tune with a light trial-job module, benchmarks/slot_lightjob.py)")
+    p.add_argument("--light-variant", action="store_true",
+                   help="also run hpc-tune with TrialJob in a light module (benchmarks/slot_lightjob.py); "
+                        "the library has had the same fix since 8789ed9")
+    p.add_argument("--tick-variant", type=float, default=0.25, metavar="S",
+                   help="also run hpc-tune with a controller tick of S s (benchmarks/slot_variant.py) at the "
+                        "--variant-lengths (default 0.25; 0: never)")
+    p.add_argument("--variant-lengths", type=float, nargs="*", default=[10.0])
     p.add_argument("--report", metavar="JSON", help="only print the tables of an earlier run's raw JSON")
     args = p.parse_args(argv)
     if args.report:
         print(tables(json.loads(Path(args.report).read_text())))
         return 0
     if args.quick:
-        args.lengths, args.trials = [3.0], 8
+        args.lengths, args.trials, args.variant_lengths = [3.0], 8, [3.0]
 
     for name in COMMANDS:
         real_binary(name)
@@ -1113,14 +1159,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             result["startup_probe"] = startup_probe()
             for i, length in enumerate(args.lengths):
                 # Alternate the order, so that drift in the cluster's load does not favour one runner.
-                order = ["baseline", "hpc_tune"] + ([] if args.no_variant else ["light"])
+                order = ["baseline", "hpc_tune"] + (["light"] if args.light_variant else [])
+                if args.tick_variant > 0 and length in args.variant_lengths:
+                    order.append("tick")
                 order = order if i % 2 == 0 else order[::-1]
                 pair: Dict[str, Any] = {}
                 for which in order:
                     if which == "baseline":
                         pair[which] = measured_run(run_baseline, work, length, args.trials)
                     else:
-                        pair[which] = measured_run(run_hpc_tune, work, length, args.trials, which == "light")
+                        pair[which] = measured_run(run_hpc_tune, work, length, args.trials, which == "light",
+                                                   args.tick_variant if which == "tick" else None)
                     r = pair[which]
                     log(f"{r['runner']} L={length:g}s: makespan {fmt(r['makespan_s'], 0)} s, wall {r['wall_s']:.1f} s, "
                         f"ideal {r['ideal_s']:.0f} s, calls {r['calls']}")
