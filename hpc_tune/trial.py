@@ -299,8 +299,8 @@ def run_trial(
             trial / STARTED_RECORD, {**identity, "started": started, "pid": os.getpid(), "child_pid": child.pid}
         )
         returncode = child.wait()  # signal handlers run while waiting (PEP 475 retries the wait)
-        if returncode < 0:
-            _await_own_copy(forwarder, -returncode)
+        if returncode < 0 or returncode > 128:  # killed by a signal, or a shell whose child was
+            _await_own_copy(forwarder, -returncode if returncode < 0 else returncode - 128)
         ended = time.time()
         signame = signal.Signals(-returncode).name if returncode < 0 else None
         exit_code = 128 - returncode if returncode < 0 else returncode
@@ -326,10 +326,11 @@ def run_trial(
 
 
 def _await_own_copy(forwarder: _SignalForwarder, signum: int) -> None:
-    """The command died of ``signum``, one this process forwards but has not received: when
-    the scheduler sent it to the whole job step, this process's copy is on its way. Without
-    it the end would look final (exit.json written, "the command failed") where the
-    scheduler is timing the job out, preempting or requeueing it."""
+    """The command died of ``signum`` (or exited 128+signum, as a shell does when that
+    signal killed its child), one this process forwards but has not received: when the
+    scheduler sent it to the whole job step, this process's copy is on its way. Without it
+    the end would look final (exit.json written, "the command failed") where the scheduler
+    is timing the job out, preempting or requeueing it."""
     try:
         sig = signal.Signals(signum)
     except ValueError:

@@ -207,6 +207,10 @@ class LocalBackend(Backend):
             trial_dir = _wrapper_trial_dir(_cmdline(pid))
             if trial_dir is None:
                 continue
+            stat = _proc_stat(pid)
+            parent = int(stat[1]) if stat and len(stat) > 1 and stat[1].isdigit() else 0
+            if parent > 0 and _wrapper_trial_dir(_cmdline(parent)) == trial_dir:
+                continue  # the wrapper's own child between fork and exec: it has the same command line
             name = str((read_json(Path(trial_dir) / JOB_FILE) or {}).get("name", ""))
             if name.startswith(name_prefix):
                 job_id = f"local-{pid}"

@@ -18,9 +18,13 @@ import os
 import sys
 import traceback
 
-import hpc_tune.cli
-import hpc_tune.controller
-import hpc_tune.runner  # noqa: F401  (what `resume --foreground` imports: backends, submitit)
+# This repository's hpc_tune, whatever an installed one points to (run as a script, the
+# folder on sys.path is tests/faults, not the repository).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+import hpc_tune.cli  # noqa: E402
+import hpc_tune.controller  # noqa: E402
+import hpc_tune.runner  # noqa: E402,F401  (what `resume --foreground` imports: backends, submitit)
 
 
 def child(request):

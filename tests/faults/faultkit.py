@@ -135,7 +135,10 @@ ABORT = threading.Event()  # set when the session ends: scenarios still waiting 
 
 
 def _env(extra: Optional[Dict[str, str]]) -> Dict[str, str]:
+    """The environment of a command we start: this repository's hpc_tune first (an installed
+    one may point to another checkout), no fault unless asked for."""
     env = {k: v for k, v in os.environ.items() if k != "HPC_TUNE_FAULT"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     env.update(extra or {})
     return env
 
