@@ -4,9 +4,9 @@
 Issue items 1 and 2. For each trial length L (default 10 s and 60 s), in the same run:
 
 * **hpc-tune**: ``hpc-tune submit STUDY --backend slurm --foreground`` with the DEFAULT
-  settings (poll interval 30 s, tick 1 s): a grid of ``--trials`` trials (x: linspace
-  0:1:N), ``concurrency: 4``, ``slurm: {gpus: 1}``, each trial ``slot_trial.sh L x``
-  (sleep L, then append ``{"loss": x}`` to ``$HPC_TUNE_RESULT_FILE``);
+  settings (poll interval 30 s; exit records read every 0.25 s while few trials are live): a
+  grid of ``--trials`` trials (x: linspace 0:1:N), ``concurrency: 4``, ``slurm: {gpus: 1}``,
+  each trial ``slot_trial.sh L x`` (sleep L, then append ``{"loss": x}`` to ``$HPC_TUNE_RESULT_FILE``);
 * **baseline**: one plain ``sbatch --array=0-(N-1)%4 --gres=gpu:1`` of the same script,
   whose completion this benchmark watches with one ``sacct`` every 2 s.
 
@@ -16,12 +16,6 @@ the same clock and the same 1 s resolution for both; also the wall time of the w
 by wrapper scripts named sbatch/sacct/squeue/scancel/scontrol put first on PATH, which log
 each call and exec the real binary. Where a slot's time goes between two trials is measured
 from the trial script's own start/end times, the exit records, the journal and sacct.
-
-Variants, to measure a library change before it is made (the library itself is untouched):
-``--tick-variant S`` (default 0.25, at ``--variant-lengths``, default 10 s) runs hpc-tune with a
-controller tick of S s (``benchmarks/slot_variant.py``); ``--light-variant`` runs it with
-``TrialJob`` in a module that imports only submitit and ``hpc_tune.trial``
-(``benchmarks/slot_lightjob.py``; the library has had that fix since commit 8789ed9).
 
 Then two checks, with trivially short trials:
 
@@ -70,16 +64,12 @@ RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "benchmarks" / "README.md"
 README_INTRO = "Each benchmark runs with one command; figures are appended by the benchmark itself.\n"
 TRIAL_SCRIPT = ROOT / "benchmarks" / "slot_trial.sh"
-LIGHT_RUNNER = ROOT / "benchmarks" / "slot_lightjob.py"  # hpc-tune with a light TrialJob module
-TICK_RUNNER = ROOT / "benchmarks" / "slot_variant.py"  # hpc-tune with another controller tick
 COMMANDS = ("sbatch", "sacct", "squeue", "scancel", "scontrol")
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
          "BOOT_FAIL", "DEADLINE", "REVOKED"}
 OUR_NAMES = ("hpct-slot", "slotbase-")  # job names of this benchmark (hpc-tune: hpct-<study id>-...)
 BUSY_MESSAGE = "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation"
 CONCURRENCY = 4
-LIGHT_LABEL = "hpc-tune, light job*"
-TICK_LABEL = "hpc-tune, tick {tick:g} s*"
 TIME_LIMIT = "10:00"  # --time of every trial job, hpc-tune and baseline alike
 BASELINE_POLL_S = 2.0
 
@@ -368,16 +358,11 @@ def hpc_env(work: Path, call_log: Path, **extra: str) -> Dict[str, str]:
     return env
 
 
-def hpc_tune_argv(*args: str, light: bool = False, tick: Optional[float] = None) -> List[str]:
-    if light:  # hpc-tune with TrialJob replaced by benchmarks/slot_lightjob.py's LightTrialJob
-        return [sys.executable, str(LIGHT_RUNNER), *args]
-    if tick is not None:  # hpc-tune with the controller's tick set by benchmarks/slot_variant.py
-        return [sys.executable, str(TICK_RUNNER), *args]
+def hpc_tune_argv(*args: str) -> List[str]:
     return [sys.executable, "-m", "hpc_tune", *args]
 
 
 def start_study(work: Path, name: str, yml: str, call_log: Path, extra_args: Sequence[str] = (),
-                light: bool = False, tick: Optional[float] = None,
                 **env_extra: str) -> Tuple[subprocess.Popen, Path, float]:
     """Start ``hpc-tune submit FILE --backend slurm --foreground`` (default poll interval)."""
     run_dir = work / name
@@ -386,12 +371,8 @@ def start_study(work: Path, name: str, yml: str, call_log: Path, extra_args: Seq
     path.write_text(yml)
     out = open(run_dir / "hpc-tune.out", "w")
     argv = hpc_tune_argv("submit", str(path), "--backend", "slurm", "--foreground",
-                         "--state-dir", str(work / "studies"), *extra_args, light=light, tick=tick)
+                         "--state-dir", str(work / "studies"), *extra_args)
     env = hpc_env(work, call_log, **env_extra)
-    if light:  # the trial jobs inherit it through sbatch and unpickle slot_lightjob.LightTrialJob
-        env["PYTHONPATH"] = f"{ROOT / 'benchmarks'}{os.pathsep}{env['PYTHONPATH']}"
-    if tick is not None:
-        env["SLOT_TICK"] = str(tick)
     t0 = time.time()
     proc = subprocess.Popen(argv, cwd=run_dir, stdout=out, stderr=subprocess.STDOUT, env=env)
     out.close()
@@ -433,18 +414,16 @@ def stop_proc(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def run_hpc_tune(work: Path, length: float, trials: int, light: bool = False,
-                 tick: Optional[float] = None) -> Dict[str, Any]:
-    name = f"slot-light-L{length:g}" if light else f"slot-tick{tick:g}-L{length:g}" if tick else f"slot-L{length:g}"
+def run_hpc_tune(work: Path, length: float, trials: int) -> Dict[str, Any]:
+    name = f"slot-L{length:g}"
     call_log = work / name / "calls.log"
     timing = work / name / "timing.log"
     (work / name).mkdir(parents=True, exist_ok=True)
     ideal = trials * length / CONCURRENCY
     limit = 6 * ideal + 600
-    proc, run_dir, t0 = start_study(work, name, study_yaml(trials, length, timing), call_log, light=light,
-                                    tick=tick)
+    proc, run_dir, t0 = start_study(work, name, study_yaml(trials, length, timing), call_log)
     study_dir = find_study_dir(run_dir, proc)
-    label = LIGHT_LABEL if light else TICK_LABEL.format(tick=tick) if tick else "hpc-tune"
+    label = "hpc-tune"
     log(f"{label} L={length:g}s: study {study_dir.name} (pid {proc.pid}); ideal {ideal:.0f} s")
     code = wait_proc(proc, limit)
     wall = time.time() - t0
@@ -453,10 +432,7 @@ def run_hpc_tune(work: Path, length: float, trials: int, light: bool = False,
         log(f"hpc-tune L={length:g}s did not finish within {limit:.0f} s: cancelling it")
         cancel_study(work, study_dir, call_log)
         stop_proc(proc)
-    r = analyse_hpc_tune(study_dir, call_log, timing, wall, t0, trials, length, code)
-    if light or tick:
-        r["runner"] = label
-    return r
+    return analyse_hpc_tune(study_dir, call_log, timing, wall, t0, trials, length, code)
 
 
 def analyse_hpc_tune(study_dir: Path, call_log: Path, timing_path: Path, wall: float, t0: float, trials: int,
@@ -905,7 +881,7 @@ def startup_probe(parallel: int = CONCURRENCY) -> Dict[str, Any]:
 # Report
 
 
-RUNNER_KEYS = ("hpc_tune", "light", "tick", "baseline")
+RUNNER_KEYS = ("hpc_tune", "light", "tick", "baseline")  # light, tick: variants in runs before 2026-11-24 11:00
 
 
 def runners(pair: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -1065,14 +1041,7 @@ def goals_text(result: Dict[str, Any]) -> str:
         state = (b["study_end"] or {}).get("state")
         rows.append(["busy scheduler: back off, study finishes", "finished",
                      f"{state}, {b['trial_states']}", "met" if state == "finished" else "MISSED"])
-    note = ""
-    if any("light" in pair for pair in result["pairs"]):
-        note += (f"\n* {LIGHT_LABEL}: hpc-tune with TrialJob moved to a module that imports only submitit and "
-                 f"hpc_tune.trial (benchmarks/slot_lightjob.py; library unchanged).")
-    if any("tick" in pair for pair in result["pairs"]):
-        note += ("\n* hpc-tune, tick S s: hpc-tune with the controller's tick (how often it reads exit records) "
-                 "set to S instead of 1 s (benchmarks/slot_variant.py; library unchanged).")
-    return "Goals:\n" + tabulate(rows, headers=["goal", "target", "measured", ""], disable_numparse=True) + note
+    return "Goals:\n" + tabulate(rows, headers=["goal", "target", "measured", ""], disable_numparse=True)
 
 
 def append_readme(text: str, command: str, result: Dict[str, Any]) -> None:
@@ -1082,7 +1051,8 @@ def append_readme(text: str, command: str, result: Dict[str, Any]) -> None:
         f"Machine: {machine} (`uname -m`: {result['uname_m']}, `nproc`: {result['nproc']}); "
         f"{result['slurm_version']}, one node, 4 fake GPUs, sched_interval=5 s. Command:\n\n"
         f"```\n{command}\n```\n\n"
-        f"hpc-tune runs with its defaults (poll interval 30 s, tick 1 s); the baseline is one "
+        f"hpc-tune runs with its defaults (poll interval 30 s; exit records read every 0.25 s with up to "
+        f"50 live trials); the baseline is one "
         f"`sbatch --array=0-(N-1)%4 --gres=gpu:1` of the same trial script (`benchmarks/slot_trial.sh`), "
         f"watched by one sacct every 2 s. Makespans are sacct Submit -> last End. Noise: the cluster and "
         f"the machine are shared with other engineers' test jobs and CPU-heavy work, so single runs vary "
@@ -1118,20 +1088,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--busy-failures", type=int, default=3, help="failing sbatch calls of the busy check (0: skip)")
     p.add_argument("--no-readme", action="store_true")
     p.add_argument("--skip-pairs", action="store_true", help="only the array and busy checks")
-    p.add_argument("--light-variant", action="store_true",
-                   help="also run hpc-tune with TrialJob in a light module (benchmarks/slot_lightjob.py); "
-                        "the library has had the same fix since 8789ed9")
-    p.add_argument("--tick-variant", type=float, default=0.25, metavar="S",
-                   help="also run hpc-tune with a controller tick of S s (benchmarks/slot_variant.py) at the "
-                        "--variant-lengths (default 0.25; 0: never)")
-    p.add_argument("--variant-lengths", type=float, nargs="*", default=[10.0])
     p.add_argument("--report", metavar="JSON", help="only print the tables of an earlier run's raw JSON")
     args = p.parse_args(argv)
     if args.report:
         print(tables(json.loads(Path(args.report).read_text())))
         return 0
     if args.quick:
-        args.lengths, args.trials, args.variant_lengths = [3.0], 8, [3.0]
+        args.lengths, args.trials = [3.0], 8
 
     for name in COMMANDS:
         real_binary(name)
@@ -1159,17 +1122,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             result["startup_probe"] = startup_probe()
             for i, length in enumerate(args.lengths):
                 # Alternate the order, so that drift in the cluster's load does not favour one runner.
-                order = ["baseline", "hpc_tune"] + (["light"] if args.light_variant else [])
-                if args.tick_variant > 0 and length in args.variant_lengths:
-                    order.append("tick")
+                order = ["baseline", "hpc_tune"]
                 order = order if i % 2 == 0 else order[::-1]
                 pair: Dict[str, Any] = {}
                 for which in order:
                     if which == "baseline":
                         pair[which] = measured_run(run_baseline, work, length, args.trials)
                     else:
-                        pair[which] = measured_run(run_hpc_tune, work, length, args.trials, which == "light",
-                                                   args.tick_variant if which == "tick" else None)
+                        pair[which] = measured_run(run_hpc_tune, work, length, args.trials)
                     r = pair[which]
                     log(f"{r['runner']} L={length:g}s: makespan {fmt(r['makespan_s'], 0)} s, wall {r['wall_s']:.1f} s, "
                         f"ideal {r['ideal_s']:.0f} s, calls {r['calls']}")

@@ -15,6 +15,7 @@ does. Each cycle:
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ import signal
 import socket
 import subprocess
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from .backends import Backend, BackendBusy, BackendError, JobRequest, JobState, JobStatus
 from .journal import Journal
@@ -67,6 +68,13 @@ _RETRY_STATES = {
     JobState.LOST: "the job vanished from the scheduler",
 }
 MAX_SUBMIT_PER_CYCLE = 1000
+# The pause between cycles (see Controller._sleep_time): 0.25 s with up to 50 live trials,
+# 1 s from 200. benchmarks/slot_utilisation.py measured a 1 s pause costing ~7 % of the
+# makespan of 10 s trials.
+MIN_TICK, MAX_TICK = 0.25, 1.0
+FILE_CHECKS_PER_S = 400
+# Events that _batch may hold until the end of a pass: nothing acts on them within it.
+_BATCHABLE = ("end", "state")
 # Fault injection for the tests of issue "survive everything": HPC_TUNE_FAULT=POINT:N
 # kills this process with SIGKILL the N-th time it passes POINT (see _fault calls).
 _FAULT = os.environ.get("HPC_TUNE_FAULT", "")
@@ -86,7 +94,7 @@ SNAPSHOT_EVERY_BYTES = 16 << 20  # a long journal replays from a snapshot, see s
 
 class Controller:
     def __init__(self, study_dir: str, spec: Spec, backend: Backend, *, poll_interval: float = 30.0,
-                 tick: float = 1.0, journal: Optional[Journal] = None,
+                 tick: Optional[float] = None, journal: Optional[Journal] = None,
                  lease_lost: Callable[[], bool] = lambda: False):
         self.study_dir = study_dir
         self.spec = spec
@@ -104,6 +112,7 @@ class Controller:
         self._backoff = 0.0  # seconds to wait after the scheduler said it is busy
         self._backoff_until = 0.0
         self._snapshot_offset = self.view.offset
+        self._batched: Optional[List[Dict[str, Any]]] = None  # see _batch
 
     # ------------------------------------------------------------------ lifecycle
     def install_signal_handlers(self) -> None:
@@ -131,12 +140,21 @@ class Controller:
                     return {"state": "interrupted", "reason": "lease taken over by another controller"}
                 if self._stop_signal or (max_cycles is not None and cycles >= max_cycles):
                     return self._interrupted()
-                time.sleep(self.tick)
+                time.sleep(self._sleep_time())
         finally:
             self._event("controller", action="stop", host=socket.gethostname(), pid=os.getpid(),
                         reason=self._stop_signal or "")
             write_snapshot(self.view)
         return dict(self.view.ended)
+
+    def _sleep_time(self) -> float:
+        """The pause before the next cycle: ``tick`` when given, else MIN_TICK while few
+        trials are live (a freed slot is refilled within a quarter second), longer with
+        many, so that a cycle's file checks (two per live trial) stay near
+        FILE_CHECKS_PER_S on a shared file system; never more than MAX_TICK."""
+        if self.tick is not None:
+            return self.tick
+        return min(MAX_TICK, max(MIN_TICK, 2 * len(self.view.live()) / FILE_CHECKS_PER_S))
 
     def _interrupted(self) -> Dict[str, Any]:
         if self._stop_signal == "SIGUSR1" and os.environ.get("SLURM_JOB_ID"):
@@ -179,15 +197,26 @@ class Controller:
         if now - self._last_poll >= self.poll_interval:
             self._last_poll = now
             statuses = self.backend.poll([t.job_id for t in live if t.job_id])
+        # The exit record first, then the result lines: the wrapper writes the record
+        # after the command has exited, so the lines read after it are all there will be.
+        exits: Dict[int, Dict[str, Any]] = {}
+        reports: List[Dict[str, Any]] = []
         for t in live:
-            self._read_results(t)
             record = read_exit_record(trial_dir(self.study_dir, t.trial_id))
             if record is not None and int(record.get("attempt", -1)) == t.attempt:
-                self._end_from_exit(t, record)
-                continue
-            status = statuses.get(t.job_id or "")
-            if status is not None:
-                self._apply_status(t, status)
+                exits[t.trial_id] = record
+            reports.extend(self._new_results(t))
+        if reports:  # one append for every trial's new lines: the ends below read them
+            self._events(reports)
+            _fault("reported")
+        with self._batch():
+            for t in live:
+                if t.trial_id in exits:
+                    self._end_from_exit(t, exits[t.trial_id])
+                    continue
+                status = statuses.get(t.job_id or "")
+                if status is not None:
+                    self._apply_status(t, status)
 
     def _apply_status(self, t: TrialView, status: JobStatus) -> None:
         state = status.state
@@ -215,7 +244,6 @@ class Controller:
             self._end(t, TrialState.FAILED, reason, status.raw)
 
     def _end_from_exit(self, t: TrialView, record: Dict[str, Any]) -> None:
-        self._read_results(t)
         code = record.get("exit_code")
         times = {k: record[k] for k in ("started", "ended") if isinstance(record.get(k), (int, float))}
         if code == 0:
@@ -235,21 +263,19 @@ class Controller:
         else:
             self._end(t, TrialState.COMPLETED, "", raw, **times)
 
-    def _read_results(self, t: TrialView) -> None:
-        """Copy the result lines the trial appended since the last read."""
+    def _new_results(self, t: TrialView) -> List[Dict[str, Any]]:
+        """``report`` events for the result lines the trial appended since the last read."""
         path = os.path.join(trial_dir(self.study_dir, t.trial_id), RESULT_FILE)
         try:
             if os.stat(path).st_size <= t.result_offset:  # one cheap stat when nothing is new
-                return
+                return []
             with open(path, "rb") as fh:
                 fh.seek(t.result_offset)
                 data = fh.read()
         except FileNotFoundError:
-            return
+            return []
         end = data.rfind(b"\n") + 1
-        if end == 0:
-            return
-        events = []
+        events: List[Dict[str, Any]] = []
         pos = t.result_offset
         for raw in data[:end].split(b"\n")[:-1]:
             pos += len(raw) + 1
@@ -265,15 +291,12 @@ class Controller:
                 continue
             clean = {k: v for k, v in obj.items() if _json_number_or_str(v)}
             events.append({"e": "report", "id": t.trial_id, "end": pos, "data": clean})
-        self._events(events)
-        if events:
-            _fault("reported")
+        return events
 
     # ------------------------------------------------------------- ending trials
     def _end(self, t: TrialView, state: TrialState, reason: str, raw: str = "", **times: float) -> None:
         value = t.last(self.metric) if self.metric and state in (TrialState.COMPLETED, TrialState.STOPPED) else None
         self._event("end", id=t.trial_id, state=state.value, value=value, reason=reason, raw=raw, **times)
-        _fault("ended")
 
     def _retry(self, t: TrialView, reason: str, count: bool, raw: str = "") -> None:
         if count and t.retries >= self.spec.slurm.max_retries:
@@ -320,8 +343,9 @@ class Controller:
             to_cancel = [(live[tid], why) for tid, why in stops if tid in live]
             if to_cancel:
                 self.backend.cancel([t.job_id for t, _ in to_cancel if t.job_id])
-                for t, why in to_cancel:
-                    self._end(t, TrialState.STOPPED, why)
+                with self._batch():
+                    for t, why in to_cancel:
+                        self._end(t, TrialState.STOPPED, why)
 
     # ---------------------------------------------------------------- submitting
     def _free_slots(self) -> int:
@@ -439,6 +463,31 @@ class Controller:
     def _events(self, events: List[Dict[str, Any]]) -> None:
         if not events:
             return
+        if self._batched is not None and all(e["e"] in _BATCHABLE for e in events):
+            self._batched.extend(events)
+            return
+        if self._batched:  # anything else (a retry resubmits at once) sees the batch folded
+            pending, self._batched = self._batched, []
+            self._write(pending)
+        self._write(events)
+
+    @contextlib.contextmanager
+    def _batch(self) -> Iterator[None]:
+        """Journal the ends and state changes of one pass over the live trials as one
+        append: each append takes the lock, fsyncs and re-reads the journal, which with
+        1,000 live trials and ~100 ends a cycle would be most of the cycle. A crash before
+        the batch is written loses nothing: the next start derives the same ends from the
+        same exit records and scheduler states."""
+        self._batched = []
+        try:
+            yield
+        finally:
+            pending, self._batched = self._batched, None
+            self._write(pending)
+
+    def _write(self, events: List[Dict[str, Any]]) -> None:
+        if not events:
+            return
         self.journal.append(*events)
         refresh(self.view, self.journal)
         if self.view.offset - self._snapshot_offset > SNAPSHOT_EVERY_BYTES:
@@ -446,6 +495,8 @@ class Controller:
             self._snapshot_offset = self.view.offset
         for e in events:
             _log_event(e, self.view)
+        if any(e["e"] == "end" for e in events):
+            _fault("ended")
 
 
 def _job_of_attempt(tdir: str, attempt: int) -> Optional[str]:

@@ -50,7 +50,7 @@ def study_backend(view: StudyView, spec: Spec) -> Backend:
 # ------------------------------------------------------------------ the controller
 
 
-def run_controller(study_dir: str, *, tick: float = 1.0) -> Dict[str, Any]:
+def run_controller(study_dir: str, *, tick: Optional[float] = None) -> Dict[str, Any]:
     """Run the study's controller in this process until the study ends or a signal
     stops it. Exactly one controller runs a study: see ``Lease``."""
     journal = Journal(study_dir)

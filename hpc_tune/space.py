@@ -14,9 +14,9 @@ whole parameter sets. Nothing here knows about files, YAML or Slurm.
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
 import sys
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np

@@ -167,7 +167,7 @@ def read_json(path: Path) -> Optional[Dict[str, Any]]:
 
 def read_exit_record(trial_dir: str) -> Optional[Dict[str, Any]]:
     """The exit record of the trial folder, or None if there is none or it is garbage. Never raises."""
-    record = read_json(Path(trial_dir) / EXIT_RECORD)
+    record = read_json(os.path.join(trial_dir, EXIT_RECORD))  # os.path: cheap in a 1,000-trial cycle
     if record is None:
         return None
     code = record.get("exit_code")
@@ -178,7 +178,7 @@ def read_exit_record(trial_dir: str) -> Optional[Dict[str, Any]]:
 
 def read_started_record(trial_dir: str) -> Optional[Dict[str, Any]]:
     """The start record of the trial folder, or None. Never raises."""
-    return read_json(Path(trial_dir) / STARTED_RECORD)
+    return read_json(os.path.join(trial_dir, STARTED_RECORD))
 
 
 def _remove(path: Path) -> None:

@@ -52,6 +52,11 @@ DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's default MaxArraySize
 NO_TIME_LIMIT_MIN = 10**7  # what submitit is told when the job has no time limit
 
 # ---------------------------------------------------------------------------------------------
+# sacct lists a job a few seconds after sbatch returns (slurmdbd lag; up to 3.5 s measured on
+# the one-node cluster, benchmarks/slot_utilisation.py): a job younger than this that sacct
+# does not list yet counts as pending.
+SACCT_LAG_S = 10.0
+
 # Slurm's words -> JobState (long names as sacct/squeue %T print them, and squeue's short codes)
 
 _STATE_TABLE: Dict[str, JobState] = {
@@ -295,6 +300,7 @@ class SlurmBackend(Backend):
         self.command_timeout_s = command_timeout_s
         self.extra = sbatch_options(self.options.extra)
         self._since: Dict[str, float] = {}  # job id -> submitted (or first polled) at
+        self._submitted_at: Dict[str, float] = {}  # job id -> submitted by this backend at
         self._max_array_size: Optional[int] = None
         self._time_limit: Optional[str] = None
         self._manifests: Dict[str, Optional[Dict[str, Any]]] = {}
@@ -357,7 +363,7 @@ class SlurmBackend(Backend):
                 now = time.time()
                 for i, job_id in zip(part, got):
                     ids[i] = job_id
-                    self._since[job_id] = now
+                    self._since[job_id] = self._submitted_at[job_id] = now
         return [j for j in ids if j is not None]
 
     def _submit_group(self, requests: List[JobRequest]) -> List[str]:
@@ -448,7 +454,12 @@ class SlurmBackend(Backend):
         for job_id in job_ids:
             row = rows.get(job_id)
             if row is None:
-                ask_squeue.append(job_id)
+                if sacct_ok and now - self._submitted_at.get(job_id, -SACCT_LAG_S) < SACCT_LAG_S:
+                    # Just submitted: slurmdbd has not caught up. Asking squeue would cost a
+                    # second query this poll and could only say "pending" or "running".
+                    out[job_id] = JobStatus(job_id, JobState.PENDING, None, "submitted; not in sacct yet")
+                else:
+                    ask_squeue.append(job_id)
                 continue
             status = self._status(job_id, row)
             out[job_id] = status

@@ -8,6 +8,7 @@ import pytest
 
 from hpc_tune.backends import BackendBusy, BackendError, JobState
 from hpc_tune.backends.slurm import (
+    SACCT_LAG_S,
     SlurmBackend,
     classify_error,
     expand_job_ids,
@@ -270,3 +271,17 @@ def test_find_jobs_names_array_tasks_from_the_manifest(monkeypatch, tmp_path):
                                              "93_0": "hpct-s1-t@missing"}
     assert backend.find_jobs("hpct-s1-t6") == {"90_1": "hpct-s1-t6"}
     assert backend.calls == {"squeue": 2}
+
+
+def test_job_just_submitted_missing_from_sacct_is_pending_without_squeue(monkeypatch, tmp_path):
+    """slurmdbd lags sbatch by a few seconds: no second query for a job this young."""
+    backend, _ = backend_with(monkeypatch, tmp_path, sacct=ok(""), squeue=ok(""))
+    clock = [1000.0]
+    monkeypatch.setattr("hpc_tune.backends.slurm.time.time", lambda: clock[0])
+    backend._submitted_at["80"] = backend._since["80"] = clock[0] - 2
+    got = backend.poll(["80"])["80"]
+    assert got.state is JobState.PENDING and got.reason == "submitted; not in sacct yet"
+    assert backend.calls == {"sacct": 1}
+    clock[0] += SACCT_LAG_S  # older: squeue is asked, and says nothing (pending until the grace ends)
+    assert backend.poll(["80"])["80"].state is JobState.PENDING
+    assert backend.calls == {"sacct": 2, "squeue": 1}

@@ -263,3 +263,50 @@ def test_median_policy_stops_a_bad_trial(tmp_path):
     view = load_view(study_dir)
     assert view.trials[4].state.value == "stopped" and "median" in view.trials[4].reason
     assert bad in backend.cancelled
+
+
+def test_a_cycle_journals_all_reports_in_one_append_and_all_ends_in_another(tmp_path, monkeypatch):
+    """With many trials ending at once, a cycle's appends do not grow with the number of
+    trials (each append locks, fsyncs and re-reads the journal)."""
+    study_dir, spec = make_study(tmp_path, """
+        hptuning:
+          concurrency: 12
+          metric: {name: loss, optimization: minimize}
+          matrix:
+            x: {linspace: "0:1:12"}
+        run:
+          cmd: echo --x={{ x }}
+    """)
+    backend = FakeBackend(quadratic, manual=True)
+    controller = Controller(study_dir, spec, backend, poll_interval=0.0, tick=0.0)
+    controller.cycle()  # creates and submits the 12 trials
+    assert len(controller.view.live()) == 12
+    for job in list(backend.requests):
+        backend.finish(job)
+    appends = []
+    real_append = Journal.append
+    monkeypatch.setattr(Journal, "append", lambda self, *ev: (appends.append([e["e"] for e in ev]),
+                                                              real_append(self, *ev))[1])
+    controller.cycle()
+    assert appends[:2] == [["report"] * 12, ["end"] * 12]
+    assert all(t.state.value == "completed" and t.value is not None for t in controller.view.trials.values())
+
+
+def test_pause_between_cycles_is_short_with_few_live_trials_and_grows_with_many(tmp_path):
+    from hpc_tune.controller import MAX_TICK, MIN_TICK
+
+    study_dir, spec = make_study(tmp_path, """
+        hptuning:
+          concurrency: 100
+          metric: {name: loss, optimization: minimize}
+          matrix:
+            x: {linspace: "0:1:100"}
+        run:
+          cmd: echo --x={{ x }}
+    """)
+    controller = Controller(study_dir, spec, FakeBackend(quadratic, manual=True), poll_interval=0.0)
+    assert controller._sleep_time() == MIN_TICK  # nothing live yet: a freed slot is seen at once
+    controller.cycle()
+    assert len(controller.view.live()) == 100
+    assert MIN_TICK < controller._sleep_time() < MAX_TICK  # 200 file checks a cycle: spread out
+    assert Controller(study_dir, spec, FakeBackend(), tick=2.0)._sleep_time() == 2.0  # given: kept
