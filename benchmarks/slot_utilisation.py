@@ -1084,6 +1084,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--lengths", type=float, nargs="+", default=[10.0, 60.0], help="trial lengths L in seconds")
     p.add_argument("--trials", type=int, default=40)
     p.add_argument("--quick", action="store_true", help="smoke run: 8 trials of 3 s; README untouched")
+    p.add_argument("--results-dir", default=str(RESULTS), help="where the raw JSON goes (default benchmarks/results)")
     p.add_argument("--array-trials", type=int, default=1000, help="trials of the array check (0: skip it)")
     p.add_argument("--busy-failures", type=int, default=3, help="failing sbatch calls of the busy check (0: skip)")
     p.add_argument("--no-readme", action="store_true")
@@ -1114,7 +1115,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "pairs": [],
     }
     log(f"work dir {work}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results = Path(args.results_dir)
+    results.mkdir(parents=True, exist_ok=True)
     json_name = f"slot_utilisation-{stamp}.json"
     result["json_name"] = json_name
     try:
@@ -1134,7 +1136,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     log(f"{r['runner']} L={length:g}s: makespan {fmt(r['makespan_s'], 0)} s, wall {r['wall_s']:.1f} s, "
                         f"ideal {r['ideal_s']:.0f} s, calls {r['calls']}")
                 result["pairs"].append(pair)
-                (RESULTS / json_name).write_text(json.dumps(result, indent=1, default=str))
+                (results / json_name).write_text(json.dumps(result, indent=1, default=str))
         if args.array_trials > 0:
             result["arrays"] = run_arrays(work, args.array_trials)
         if args.busy_failures > 0:
@@ -1144,12 +1146,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if swept:
             log(f"cancelled jobs of this benchmark still queued: {swept}")
         result["final_sweep"] = swept
-        (RESULTS / json_name).write_text(json.dumps(result, indent=1, default=str))
+        (results / json_name).write_text(json.dumps(result, indent=1, default=str))
 
     text = tables(result)
     print()
     print(text)
-    print(f"\nraw: {RESULTS / json_name}\nwork files: {work}")
+    print(f"\nraw: {results / json_name}\nwork files: {work}")
     if not (args.quick or args.no_readme):
         append_readme(text, command, result)
         print(f"appended to {README}")

@@ -1,5 +1,6 @@
 """Smoke runs of the benchmarks' --quick modes (benchmarks/controller_scale.py,
-hyperband_digits.py, hyperband_stragglers.py): they run, print their tables, write their raw
+hyperband_digits.py, hyperband_stragglers.py, bo_quality.py, and slot_utilisation.py on the
+real cluster): they run, print their tables, write their raw
 JSON and leave benchmarks/README.md alone. Structure only, never timings."""
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ def load(name: str):
         sys.path.insert(0, str(BENCH))
     spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
 
@@ -94,6 +96,31 @@ def test_hyperband_stragglers_quick(tmp_path, capsys):
         # simulated time, not timed: no schedule beats the lower bound
         assert c["makespan_lower_bound"] <= min(c["makespan_hpctune"], c["makespan_sync"]) + 1e-9
         assert c["trials"] == 69  # R = 27, eta = 3: one full Hyperband run
+
+
+def test_bo_quality_quick(tmp_path, capsys):
+    # The peers that are installed run too (the `bench` extra); the others are reported skipped.
+    module, out, data = run("bo_quality", ["--jobs", "1", "--problems", "branin,mixed", "--timing-reps", "1"],
+                            tmp_path, capsys)
+    assert "Goals:" in out and "hpc-tune BO" in out
+    ran = {r["method"] for r in data["results"]}
+    assert {"hpctune_bo", "hpctune_random"} <= ran and ran | set(data["skipped"]) == set(module.METHODS)
+    for r in data["results"]:
+        assert len(r["values"]) == len(r["regret"]) == 15
+        assert all(b <= a + 1e-12 for a, b in zip(r["regret"], r["regret"][1:]))  # best so far only improves
+        assert min(r["regret"]) >= -1e-9  # nothing beats the known optimum
+    assert {"hpctune_bo/branin/200", "hpctune_bo/mixed/60"} <= set(data["timing"])
+
+
+@pytest.mark.slurm
+def test_slot_utilisation_quick(tmp_path, capsys):
+    module, out, data = run("slot_utilisation", ["--array-trials", "0", "--busy-failures", "0"], tmp_path, capsys)
+    assert "Goals:" in out and "state queries per poll" in out
+    (pair,) = data["pairs"]
+    assert pair["hpc_tune"]["trial_states"] == {"completed": 8}
+    assert pair["baseline"]["trial_states"] == {"COMPLETED": 8}
+    for r in (pair["hpc_tune"], pair["baseline"]):
+        assert r["makespan_s"] >= r["ideal_s"] - 1  # sacct times are whole seconds
 
 
 if __name__ == "__main__":
