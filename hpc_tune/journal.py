@@ -11,6 +11,7 @@ Imports nothing else of hpc-tune: it stores dicts, it does not interpret them.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import socket
@@ -115,43 +116,63 @@ class Journal:
         os.ftruncate(fd, 0)
 
     # -- reading ----------------------------------------------------------------
-    def scan(self, offset: int, handle: Callable[[Dict[str, Any]], None], block: int = 8 << 20) -> int:
+    def scan(self, offset: int, handle: Callable[[Dict[str, Any]], None], block: int = 1 << 20) -> int:
         """Pass every complete event from byte ``offset`` to ``handle``; return the
         offset after the last complete line (a torn last line is left for later).
 
         Reads in blocks and parses each block's lines with one ``json.loads`` call
         (a JSON array), falling back to line by line only for a block with a bad line:
-        a journal of a million events replays in seconds, in constant memory."""
+        a journal of a million events replays in seconds, in constant memory (1 MB
+        blocks: ~10,000 parsed events alive at a time; 8 MB blocks were no faster and
+        doubled the peak memory of a replay). The cyclic garbage collector is paused
+        meanwhile: parsing allocates millions of dicts, none in a cycle, and collecting
+        them over and over was ~20 % of a replay."""
         try:
             fh = open(self.path, "rb")
         except FileNotFoundError:
             return offset
-        with fh:
-            fh.seek(offset)
-            pending = b""
-            while True:
-                data = fh.read(block)
-                if not data:
-                    break
-                data = pending + data
-                end = data.rfind(b"\n") + 1
-                pending = data[end:]
-                if end:
-                    self._parse_block(data[:end], handle)
-                    offset += end
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            with fh:
+                fh.seek(offset)
+                pending = b""
+                while True:
+                    data = fh.read(block)
+                    if not data:
+                        break
+                    if pending:
+                        data = pending + data
+                    end = data.rfind(b"\n") + 1
+                    if end:
+                        pending = data[end:]
+                        self._parse_block(data[:end] if end < len(data) else data, handle)
+                        offset += end
+                    else:
+                        pending = data
+        finally:
+            if gc_was_enabled:
+                gc.enable()
         return offset
 
     def _parse_block(self, block: bytes, handle: Callable[[Dict[str, Any]], None]) -> None:
-        lines = [line for line in block.split(b"\n") if line.strip()]
+        """``block``: complete lines, each ending with a newline."""
         try:
-            events = json.loads(b"[" + b",".join(lines) + b"]")
+            # Newlines to commas: with no blank line in the block, the very array that joining
+            # the non-blank lines makes (a blank or whitespace-only line makes an empty element,
+            # never valid JSON: then the slower way below, as before).
+            events = json.loads(b"[" + block[:-1].replace(b"\n", b",") + b"]")
         except ValueError:
-            events = []
-            for raw in lines:
-                try:
-                    events.append(json.loads(raw))
-                except ValueError:
-                    self.skipped_lines += 1
+            lines = [line for line in block.split(b"\n") if line.strip()]
+            try:
+                events = json.loads(b"[" + b",".join(lines) + b"]")
+            except ValueError:
+                events = []
+                for raw in lines:
+                    try:
+                        events.append(json.loads(raw))
+                    except ValueError:
+                        self.skipped_lines += 1
         for event in events:
             if not isinstance(event, dict):
                 self.skipped_lines += 1

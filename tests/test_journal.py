@@ -103,3 +103,48 @@ def test_non_finite_numbers_are_refused_before_writing(tmp_path):
     with pytest.raises(ValueError):
         j.append({"e": "x", "value": float("nan")})
     assert j.events() == []
+
+
+def test_blank_lines_bad_lines_and_any_block_size_give_the_same_events(tmp_path):
+    j = Journal(str(tmp_path))
+    with open(j.path, "wb") as fh:
+        fh.write(b"\n")  # a blank first line
+    j.append(*[{"e": "n", "i": i, "s": "x" * (i % 7)} for i in range(40)])
+    with open(j.path, "ab") as fh:
+        fh.write(b"\n \t\nnot json\n42\n")  # blank lines: ignored; the other two: skipped and counted
+    j.append(*[{"e": "m", "i": i} for i in range(20)])
+    with open(j.path, "ab") as fh:
+        fh.write(b'{"v":1,"e":"torn')
+    with open(j.path, "rb") as fh:
+        lines = fh.read().split(b"\n")[:-1]
+    expected = [json.loads(line) for line in lines if line.strip() and line.startswith(b"{")]
+    complete = os.path.getsize(j.path) - len(b'{"v":1,"e":"torn')
+    for block in (1, 5, 64, 333, 4096, 1 << 20):
+        reader = Journal(str(tmp_path))
+        got = []
+        assert reader.scan(0, got.append, block=block) == complete
+        assert got == expected and reader.skipped_lines == 2, block
+
+
+def test_scan_pauses_the_garbage_collector_and_restores_it(tmp_path):
+    import gc
+
+    j = Journal(str(tmp_path))
+    j.append({"e": "a"})
+    assert gc.isenabled()
+    seen = []
+    j.scan(0, lambda e: seen.append(gc.isenabled()))
+    assert seen == [False] and gc.isenabled()
+
+    def boom(e):
+        raise RuntimeError("handler failed")
+
+    with pytest.raises(RuntimeError):
+        j.scan(0, boom)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        j.scan(0, lambda e: None)
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()
