@@ -17,8 +17,7 @@ Two workloads:
 * ``instant``: every trial is over by the next cycle: 1,000 ends and 1,000 submissions per
   cycle.
 
-Each workload runs with the library's controller and with the change proposed in
-``benchmarks/batched_controller.py`` (not in the library; see there). Per cycle: wall time
+Per cycle: wall time
 and CPU time (``time.process_time``) of ``Controller.cycle()`` only (the simulated trials write
 their files between cycles). Baseline in the same run: the bare file-system cost of looking
 at 1,000 live trials (one ``os.stat`` of the result file + one ``open`` of ``exit.json`` each).
@@ -131,10 +130,6 @@ def phase_study(args: argparse.Namespace) -> Dict[str, Any]:
     from hpc_tune.spec import load_spec
     from hpc_tune.study import create_study
 
-    if args.controller == "batched":
-        from batched_controller import BatchedController as cls
-    else:
-        cls = Controller
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     spec_path = work / "study.yml"
@@ -147,7 +142,7 @@ def phase_study(args: argparse.Namespace) -> Dict[str, Any]:
     else:
         duration = lambda n: rng.uniform(1.0, 19.0)  # noqa: E731
     backend = SimBackend(_objective, duration=duration, reports_per_trial=REPORTS_PER_TRIAL)
-    controller = cls(study_dir, spec, backend, poll_interval=30.0, tick=0.0)
+    controller = Controller(study_dir, spec, backend, poll_interval=30.0, tick=0.0)
     rows: List[Dict[str, Any]] = []
     idle_rows: List[Dict[str, Any]] = []
     io_base: List[float] = []
@@ -205,7 +200,7 @@ def phase_study(args: argparse.Namespace) -> Dict[str, Any]:
     view = controller.view
     counts = view.counts()
     history_ms = _history_timing(view)
-    return {"controller": args.controller, "mode": args.mode, "trials": len(view.trials), "live_target": args.live,
+    return {"controller": "library", "mode": args.mode, "trials": len(view.trials), "live_target": args.live,
             "study_dir": study_dir, "end": view.ended, "counts": counts, "rows": rows, "idle_rows": idle_rows,
             "io_baseline_cpu": io_base, "total_wall": total_wall, "total_cpu": total_cpu,
             "journal_bytes": journal.stat().st_size, "events": sum(kinds.values()), "events_by_kind": kinds,
@@ -383,7 +378,6 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--trials", type=int, default=10_000)
     ap.add_argument("--live", type=int, default=1_000)
     ap.add_argument("--events", type=int, default=1_000_000, help="size of the synthetic journal (approximate)")
-    ap.add_argument("--controllers", default="library,batched")
     ap.add_argument("--modes", default="delayed,instant")
     ap.add_argument("--workdir", default=None, help="where the studies go (default: a temporary folder, removed)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
@@ -391,7 +385,6 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--results-dir", default=str(RESULTS))
     # internal: one measurement in this process
     ap.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
-    ap.add_argument("--controller", default="library", help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="delayed", help=argparse.SUPPRESS)
     ap.add_argument("--study", help=argparse.SUPPRESS)
     ap.add_argument("--snapshot", default="none", help=argparse.SUPPRESS)
@@ -437,20 +430,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def measure(args: argparse.Namespace, work: Path) -> Dict[str, Any]:
     result: Dict[str, Any] = {"imports": run_phase("imports"), "studies": {}, "replay": {}}
     for mode in [m for m in args.modes.split(",") if m]:
-        for ctl in [c for c in args.controllers.split(",") if c]:
-            d = work / f"{mode}-{ctl}"
-            print(f"study: {args.trials} trials, {args.live} live, {mode} trials, {ctl} controller ...", flush=True)
-            try:
-                r = run_phase("study", "--workdir", str(d), "--controller", ctl, "--mode", mode,
-                              "--trials", str(args.trials), "--live", str(args.live))
-            except RuntimeError as exc:  # the proposed variant may not fit a changed library
-                print(f"  failed: {exc}", file=sys.stderr)
-                r = {"error": str(exc)[-2000:]}
-            if "error" not in r:
-                r["cycles"] = summarise_cycles(r["rows"], args.live)
-                print(f"  {r['total_wall']:.1f} s wall, {r['total_cpu']:.1f} s CPU; cycles at {args.live} live: "
-                      f"median CPU {r['cycles']['all'].get('cpu_ms_median', float('nan')):.1f} ms", flush=True)
-            result["studies"][f"{mode}/{ctl}"] = r
+        d = work / f"{mode}-library"
+        print(f"study: {args.trials} trials, {args.live} live, {mode} trials ...", flush=True)
+        r = run_phase("study", "--workdir", str(d), "--mode", mode, "--trials", str(args.trials),
+                      "--live", str(args.live))
+        r["cycles"] = summarise_cycles(r["rows"], args.live)
+        print(f"  {r['total_wall']:.1f} s wall, {r['total_cpu']:.1f} s CPU; cycles at {args.live} live: "
+              f"median CPU {r['cycles']['all'].get('cpu_ms_median', float('nan')):.1f} ms", flush=True)
+        result["studies"][f"{mode}/library"] = r
 
     # replay of the 10,000-trial journal (the library controller's delayed study)
     real = result["studies"].get("delayed/library", {})
@@ -496,10 +483,7 @@ def report(args: argparse.Namespace, res: Dict[str, Any], m_info: Dict[str, Any]
     io_base = None
     for key, r in studies.items():
         mode, ctl = key.split("/")
-        name = "library" if ctl == "library" else "proposed batching (benchmarks/batched_controller.py)"
-        if "error" in r:
-            rows.append([mode, name, "failed", "", "", "", "", "", ""])
-            continue
+        name = ctl
         for label, s in (("without poll", r["cycles"]["without_poll"]), ("with the poll (1 in 30)",
                                                                          r["cycles"]["with_poll"])):
             if not s.get("cycles"):
@@ -520,8 +504,6 @@ def report(args: argparse.Namespace, res: Dict[str, Any], m_info: Dict[str, Any]
     # -- studies
     srows = []
     for key, r in studies.items():
-        if "error" in r:
-            continue
         mode, ctl = key.split("/")
         srows.append([mode, ctl, r["trials"], len(r["rows"]), f"{r['total_wall']:.1f}", f"{r['total_cpu']:.1f}",
                       r["events"], f"{r['journal_bytes'] / 1e6:.2f}", f"{r['journal_bytes'] / r['trials']:.0f}",
@@ -534,8 +516,7 @@ def report(args: argparse.Namespace, res: Dict[str, Any], m_info: Dict[str, Any]
     base_rss = res["imports"]["maxrss_mb"]
     goals: List[str] = []
     lib = studies.get("delayed/library", {})
-    bat = studies.get("delayed/batched", {})
-    for name, r in (("library", lib), ("proposed batching", bat)):
+    for name, r in (("library", lib),):
         if r and "cycles" in r and r["cycles"]["all"].get("cycles"):
             s = r["cycles"]["all"]
             ok = s["cpu_ms_median"] < 100
@@ -544,12 +525,6 @@ def report(args: argparse.Namespace, res: Dict[str, Any], m_info: Dict[str, Any]
                     f"{s['cpu_ms_p90']:.1f} ms - " + ("met" if ok else
                                                      f"MISSED by {s['cpu_ms_median'] - 100:.1f} ms "
                                                      f"({s['cpu_ms_median'] / 100:.1f}x the goal)"))
-            if not ok and name == "library":
-                line += (". What limits it: `Controller._collect` journals each trial's new result lines and each "
-                         "end as an append of its own (journal lock, lock-owner file, write, fsync, re-read of the "
-                         "journal): two or three per ending trial, one per trial with new lines, and in a poll "
-                         "cycle one per trial changing state; the batching proposed in "
-                         "benchmarks/batched_controller.py makes that two appends a cycle")
             goals.append(line)
     for label, r in res["replay"].items():
         what = (f"controller's journal, {r['trials']} trials" if label == "study"
@@ -622,8 +597,9 @@ The real controller against a simulated backend (`benchmarks/sim_backend.py`, th
 interface on a virtual clock; trials write result lines and exit records like the trial
 wrapper): CPU and wall time per cycle with 1,000 live trials, journal bytes per trial,
 `load_view` replay time on the 10,000-trial journal and on a 1,000,000-event journal (raw and
-via the snapshot), and peak memory (`ru_maxrss` of each measuring process). Also measures the
-batching change proposed in `benchmarks/batched_controller.py` (not in the library).
+via the snapshot), and peak memory (`ru_maxrss` of each measuring process). Runs before
+2026-11-24 11:30 also measured a batching change proposed in `benchmarks/batched_controller.py`,
+since then the library's own behaviour (commit 2671362).
 
     python benchmarks/controller_scale.py           # full run
     python benchmarks/controller_scale.py --quick   # smoke run, nothing appended here
