@@ -420,6 +420,39 @@ def test_straggler_does_not_block_the_next_bracket() -> None:
     assert [s.meta["parent"] for s in after.suggestions[:27]] == promoted
 
 
+def test_short_of_slots_earlier_brackets_and_their_promotions_go_first() -> None:
+    """The order decides who waits when fewer slots are free than trials can be
+    created: brackets in start order, so an earlier bracket's promotions go before a
+    later bracket's fresh configurations, and bracket 0 (R for every trial) comes last
+    (longest-chain-first was measured and not adopted: see the module doc)."""
+    study = Study(make_config(9, 3))  # s=2: 9@1, 3@3, 1@9; s=1: 5@3, 1@9; s=0: 3@9
+    first = study.ask(11)
+    assert [(s.meta["bracket"], s.meta["rung"]) for s in first.suggestions] == [(2, 0)] * 9 + [(1, 0)] * 2
+    for t in study.trials[:9]:
+        study.finish(t.trial_id, TrialState.COMPLETED, float(t.meta["config"]))  # config j scores j
+    full = hyperband.suggest(SPACE, study.config, study.history, study.seed, 100)
+    keys = [(s.meta["bracket"], s.meta["rung"], s.meta["config"]) for s in full.suggestions]
+    assert keys == [(2, 1, 0), (2, 1, 1), (2, 1, 2), (1, 0, 2), (1, 0, 3), (1, 0, 4), (0, 0, 0), (0, 0, 1), (0, 0, 2)]
+    for k in range(len(keys) + 1):  # fewer free slots: the first k of the same list
+        assert hyperband.suggest(SPACE, study.config, study.history, study.seed, k).suggestions == full.suggestions[:k]
+
+
+def test_any_smaller_n_gets_the_first_n_of_the_same_order() -> None:
+    """``suggest`` hands out a priority list: asking for fewer trials gives its head,
+    with the same parameters, at every point of a run with stragglers."""
+    study = Study(make_config(27, 3, resume=True), seed=3)
+    run_study(study, slots=12, finish_fraction=0.4, rng_seed=2)
+    checked = 0
+    for history, _ in study.calls:
+        full = hyperband.suggest(SPACE, study.config, history, study.seed, 10**6).suggestions
+        if len(full) < 2:
+            continue
+        checked += 1
+        for k in range(len(full)):
+            assert hyperband.suggest(SPACE, study.config, history, study.seed, k).suggestions == full[:k]
+    assert checked > 5
+
+
 def _nine(study: Study, values: Dict[int, Tuple[TrialState, Optional[float]]]) -> None:
     """Create bracket 2's rung 0 of R=9, eta=3 (9 trials) and finish config j with
     values[j], or as COMPLETED with value j."""
