@@ -202,10 +202,11 @@ class Controller:
         exits: Dict[int, Dict[str, Any]] = {}
         reports: List[Dict[str, Any]] = []
         for t in live:
-            record = read_exit_record(trial_dir(self.study_dir, t.trial_id))
+            tdir = trial_dir(self.study_dir, t.trial_id)
+            record = read_exit_record(tdir)
             if record is not None and int(record.get("attempt", -1)) == t.attempt:
                 exits[t.trial_id] = record
-            reports.extend(self._new_results(t))
+            reports.extend(self._new_results(t, tdir))
         if reports:  # one append for every trial's new lines: the ends below read them
             self._events(reports)
             _fault("reported")
@@ -263,9 +264,10 @@ class Controller:
         else:
             self._end(t, TrialState.COMPLETED, "", raw, **times)
 
-    def _new_results(self, t: TrialView) -> List[Dict[str, Any]]:
-        """``report`` events for the result lines the trial appended since the last read."""
-        path = os.path.join(trial_dir(self.study_dir, t.trial_id), RESULT_FILE)
+    def _new_results(self, t: TrialView, tdir: str) -> List[Dict[str, Any]]:
+        """``report`` events for the result lines the trial appended (in its folder
+        ``tdir``) since the last read."""
+        path = os.path.join(tdir, RESULT_FILE)
         try:
             if os.stat(path).st_size <= t.result_offset:  # one cheap stat when nothing is new
                 return []
@@ -467,8 +469,7 @@ class Controller:
             self._batched.extend(events)
             return
         if self._batched:  # anything else (a retry resubmits at once) sees the batch folded
-            pending, self._batched = self._batched, []
-            self._write(pending)
+            events, self._batched = self._batched + events, []
         self._write(events)
 
     @contextlib.contextmanager

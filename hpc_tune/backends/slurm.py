@@ -51,12 +51,12 @@ ARRAY_MARK = "@"  # separates an array's name prefix from its manifest token
 DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's default MaxArraySize
 NO_TIME_LIMIT_MIN = 10**7  # what submitit is told when the job has no time limit
 
-# ---------------------------------------------------------------------------------------------
 # sacct lists a job a few seconds after sbatch returns (slurmdbd lag; up to 3.5 s measured on
 # the one-node cluster, benchmarks/slot_utilisation.py): a job younger than this that sacct
 # does not list yet counts as pending.
 SACCT_LAG_S = 10.0
 
+# ---------------------------------------------------------------------------------------------
 # Slurm's words -> JobState (long names as sacct/squeue %T print them, and squeue's short codes)
 
 _STATE_TABLE: Dict[str, JobState] = {
