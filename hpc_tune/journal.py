@@ -16,7 +16,7 @@ import json
 import os
 import socket
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 from filelock import FileLock, Timeout
 
@@ -196,22 +196,3 @@ class Journal:
 
     def exists(self) -> bool:
         return os.path.exists(self.path)
-
-
-def write_json_atomic(path: str, obj: Any) -> None:
-    """Write a small JSON file so readers see the old or the new content, never half."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def read_json(path: str) -> Optional[Any]:
-    """A small JSON file, or None when it is missing or not valid JSON."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return None

@@ -18,10 +18,11 @@ from typing import Any, Dict, Optional
 from .backends import Backend, make_backend
 from .controller import Controller
 from .errors import UserError
-from .journal import Journal, read_json, write_json_atomic
+from .journal import Journal
 from .search.base import TrialState
 from .spec import Spec, load_spec
 from .study import LEASE_EVERY, LEASE_FILE, SPEC_FILE, StudyView, holder_description, load_view
+from .trial import read_json, write_json_atomic
 
 TEMPLATE_DIRS = (
     os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "slurm_templates"),  # source tree
@@ -50,7 +51,7 @@ def study_backend(view: StudyView, spec: Spec) -> Backend:
 # ------------------------------------------------------------------ the controller
 
 
-def run_controller(study_dir: str, *, tick: Optional[float] = None) -> Dict[str, Any]:
+def run_controller(study_dir: str) -> Dict[str, Any]:
     """Run the study's controller in this process until the study ends or a signal
     stops it. Exactly one controller runs a study: see ``Lease``."""
     journal = Journal(study_dir)
@@ -65,7 +66,7 @@ def run_controller(study_dir: str, *, tick: Optional[float] = None) -> Dict[str,
     try:
         backend = study_backend(view, spec)
         controller = Controller(study_dir, spec, backend, poll_interval=float(view.info.get("poll_interval") or 30.0),
-                                tick=tick, lease_lost=lambda: lease.lost)
+                                lease_lost=lambda: lease.lost)
         controller.install_signal_handlers()
         return controller.run()
     finally:

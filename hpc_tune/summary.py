@@ -7,9 +7,9 @@ from typing import Any, Dict, List, Optional
 
 from tabulate import tabulate
 
-from .journal import read_json
 from .search.base import TrialState
 from .study import LEASE_FILE, StudyView, TrialView, holder_description, trial_dir
+from .trial import read_json
 
 
 def study_state(view: StudyView) -> str:

@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
 # Environment of a trial (DESIGN.md, "Trial protocol").
 STUDY_DIR_ENV = "HPC_TUNE_STUDY_DIR"
@@ -145,8 +145,9 @@ def checkpoint_dir() -> Path:
 # Records
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Union[str, "os.PathLike[str]"], data: Any) -> None:
     """Write JSON to ``path`` so that readers see the old file or the whole new one, never a part."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "w") as f:
         json.dump(data, f)
@@ -155,7 +156,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def read_json(path: Path) -> Optional[Dict[str, Any]]:
+def read_json(path: Union[str, "os.PathLike[str]"]) -> Optional[Dict[str, Any]]:
     """The JSON object in ``path``, or None if it is missing, unreadable or not a JSON object."""
     try:
         with open(path, "rb") as f:
