@@ -45,6 +45,7 @@ With ``nu`` outside {0.5, 1.5, 2.5, inf} the Matern kernel needs Bessel function
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import warnings
@@ -132,33 +133,32 @@ def suggest(space: Space, config: BayesConfig, history: History, seed: int, n: i
     model: Optional[_Model] = None
     model_tried = False
 
-    for k in range(want):
-        pos = done + k
-        if size is not None and tried >= size:
-            notes.append(f"every one of the {size} points of the space has been tried")
-            return SearchResult(tuple(out), exhausted=True, notes=tuple(notes))
-        params: Optional[Dict[str, Any]] = None
-        phase = "random"
-        if pos >= config.n_initial_trials:
-            if not model_tried:
-                model_tried = True
-                with _one_blas_thread():
+    with contextlib.ExitStack() as model_phase:  # BLAS limited once, from the model's first use
+        for k in range(want):
+            pos = done + k
+            if size is not None and tried >= size:
+                notes.append(f"every one of the {size} points of the space has been tried")
+                return SearchResult(tuple(out), exhausted=True, notes=tuple(notes))
+            params: Optional[Dict[str, Any]] = None
+            phase = "random"
+            if pos >= config.n_initial_trials:
+                if not model_tried:
+                    model_tried = True
+                    model_phase.enter_context(_one_blas_thread())
                     model = _Model.build(space, config, history, seed, done)
-            if model is not None:
-                with _one_blas_thread():
+                if model is not None:
                     params = model.propose(seen, sub_rng(seed, _STREAM_MODEL, pos, 1))
-                if params is not None:
-                    phase = "model"
-        if params is None:
-            params = _random_params(space, seed, pos, seen)
-        key = params_key(params)
-        if key not in seen:
-            tried += 1
-        seen.add(key)
-        if model is not None and k + 1 < want:
-            with _one_blas_thread():
+                    if params is not None:
+                        phase = "model"
+            if params is None:
+                params = _random_params(space, seed, pos, seen)
+            key = params_key(params)
+            if key not in seen:
+                tried += 1
+            seen.add(key)
+            if model is not None and k + 1 < want:
                 model.believe(space.encode(params))
-        out.append(Suggestion(params=params, meta={"bo": phase}))
+            out.append(Suggestion(params=params, meta={"bo": phase}))
 
     exhausted = done + len(out) >= total
     return SearchResult(tuple(out), exhausted=exhausted, notes=tuple(notes))
