@@ -152,3 +152,16 @@ def trials_to_stop(policies: Sequence[Policy], curves: Mapping[int, Mapping[str,
                     out[tid] = (f"diff rule: {name} {sign * mine:g} is more than {policy.percent:g} % worse than "
                                 f"the best {sign * best:g} at step {step:g}")
     return sorted(out.items())
+
+
+def policies_of(early_stopping_policies: Sequence[TrialPolicy], algorithm: object) -> Tuple[Policy, ...]:
+    """Every per-trial rule of a study: the file's policies, then the algorithm's own
+    (ASHA's stopping mode)."""
+    from ..spec.model import AshaConfig
+
+    out: List[Policy] = list(early_stopping_policies)
+    if isinstance(algorithm, AshaConfig) and algorithm.mode == "stopping":
+        from .asha import stopping_policy
+
+        out.append(stopping_policy(algorithm))
+    return tuple(out)
