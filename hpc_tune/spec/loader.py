@@ -59,7 +59,8 @@ V0_ALGORITHMS = ("grid_search", "random_search", "hyperband", "bo", "asha", "boh
 V1_KINDS = ("grid", "random", "mapping", "hyperband", "bayes", "hyperopt", "iterative", "tpe", "asha", "bohb", "pbt")
 HYPERBAND_KEYS = {"eta", "resource", "metric", "resume", "sampler"}
 # BOHB's model (Falkner et al. 2018), with HpBandSter's defaults; `bohb:` and `sampler: kde`.
-KDE_KEYS = {"top_n_percent", "random_fraction", "num_samples", "bandwidth_factor", "min_bandwidth",
+# (gen D's `topNPercent` reads as `top_npercent`: both spellings are accepted)
+KDE_KEYS = {"top_n_percent", "top_npercent", "random_fraction", "num_samples", "bandwidth_factor", "min_bandwidth",
             "min_points_in_model"}
 ASHA_KEYS = {"resource", "metric", "min_resource", "max_resource", "eta", "min_early_stopping_rate", "mode",
              "resume", "sampler"}
@@ -219,7 +220,7 @@ def _v0_search(sec: Section, top_matrix: Optional[Section], warnings: List[str],
             algorithm = RandomConfig(n_trials=_random_n(n_sec, n_key, space, warnings))
     elif algo_name in ("hyperband", "bohb"):
         block = sec.mapping(algo_name)
-        block.check_keys({"max_iter", "seed"} | HYPERBAND_KEYS | (KDE_KEYS if algo_name == "bohb" else set()))
+        block.check_keys({"max_iter", "seed"} | HYPERBAND_KEYS | KDE_KEYS)
         seed = block.number("seed", seed, integer=True, minimum=0)
         algorithm = _hyperband(block, space, "max_iter", bohb=algo_name == "bohb")
         metric = algorithm.metric
@@ -342,9 +343,10 @@ def _sampler(block: Section, space: Space, fixed: Optional[str]) -> SamplerConfi
     if kde_keys and kind != "kde":
         block.fail(f"`{kde_keys[0]}` sets BOHB's KDE model: it needs `sampler: kde` (this block samples with "
                    f"`{kind}`)", key=kde_keys[0])
-    top = block.number("top_n_percent", 15.0, minimum=0, exclusive=True)
+    top_key = "top_npercent" if block.has("top_npercent") else "top_n_percent"
+    top = block.number(top_key, 15.0, minimum=0, exclusive=True)
     if top > 100:
-        block.fail(f"expected a percentage in (0, 100], got {top!r}", key="top_n_percent")
+        block.fail(f"expected a percentage in (0, 100], got {top!r}", key=top_key)
     fraction = block.number("random_fraction", 1.0 / 3.0, minimum=0)
     if fraction > 1:
         block.fail(f"expected a probability in [0, 1], got {fraction!r}", key="random_fraction")
@@ -541,7 +543,7 @@ def _v1_search(matrix: Section, warnings: List[str]) -> Dict[str, Any]:
         "grid": common,
         "random": common,
         "mapping": {"kind", "concurrency", "early_stopping", "values", "seed", "metric"},
-        "hyperband": common | HYPERBAND_KEYS,
+        "hyperband": common | HYPERBAND_KEYS | KDE_KEYS,
         "bohb": common | HYPERBAND_KEYS | KDE_KEYS,
         "asha": common | ASHA_KEYS | KDE_KEYS,
         "pbt": common | PBT_KEYS,
