@@ -104,9 +104,9 @@ class Controller:
         self.tick = tick
         self.journal = journal or Journal(study_dir)
         self.lease_lost = lease_lost
-        policies = policies_of(spec.early_stopping.policies, spec.algorithm)
-        curves = tuple(p.metric.name for p in policies)
-        if any(isinstance(p, RungPolicy) for p in policies):
+        self.policies = policies_of(spec.early_stopping.policies, spec.algorithm)
+        curves = tuple(p.metric.name for p in self.policies)
+        if any(isinstance(p, RungPolicy) for p in self.policies):
             curves += (TIME_CURVE,)  # ASHA's stopping mode orders a rung by when trials reached it
         self.view: StudyView = load_view(study_dir, self.journal, extra_curves=curves)
         self.metric = spec.metric.name if spec.metric else None
@@ -117,8 +117,7 @@ class Controller:
         self._backoff_until = 0.0
         self._snapshot_offset = self.view.offset
         self._batched: Optional[List[Dict[str, Any]]] = None  # see _batch
-        self._pruned: set = set()  # PBT trials whose checkpoints were pruned (or kept for good)
-        self.policies = policies_of(spec.early_stopping.policies, spec.algorithm)
+        self._pruned: set = set()  # PBT trials whose checkpoints were pruned
 
     # ------------------------------------------------------------------ lifecycle
     def install_signal_handlers(self) -> None:
