@@ -25,11 +25,11 @@ import subprocess
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
+from . import checkpoints
 from .backends import Backend, BackendBusy, BackendError, JobRequest, JobState, JobStatus
 from .journal import Journal
 from .search import suggest
 from .search.base import TrialState
-from . import checkpoints
 from .search.pbt import checkpoints_needed as pbt_checkpoints_needed
 from .search.stopping import TIME_CURVE, RungPolicy, policies_of, trials_to_stop
 from .spec import Spec, render

@@ -6,8 +6,15 @@ from typing import Any, Dict, List
 from tabulate import tabulate
 
 from .spec import Spec
-from .spec.model import AshaConfig, BayesConfig, HyperbandConfig, HyperoptConfig, IterativeConfig, PbtConfig, \
-    SamplerConfig
+from .spec.model import (
+    AshaConfig,
+    BayesConfig,
+    HyperbandConfig,
+    HyperoptConfig,
+    IterativeConfig,
+    PbtConfig,
+    SamplerConfig,
+)
 from .tuner import Tuner
 
 ALGORITHM_NAMES = {"grid": "grid", "random": "random", "mapping": "mapping", "hyperband": "hyperband",

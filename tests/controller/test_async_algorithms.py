@@ -185,6 +185,10 @@ def test_asha_stopping_mode_stops_trials_at_the_rungs_through_the_stopping_rules
     assert view.ended["state"] == "finished"
 
 
+def loss(p):
+    return (p["x"] - 0.3) ** 2 + 1.0 / p["epochs"]
+
+
 def _trials_of(study_dir):
     view = load_view(study_dir)
     return [(t.params, t.resource, t.meta) for _, t in sorted(view.trials.items())]
@@ -194,7 +198,6 @@ def test_a_controller_restarted_every_cycle_creates_the_same_trials(tmp_path):
     """Restart-exactness through the journal: a new controller (replaying the journal) at
     every cycle creates exactly the trials one uninterrupted controller creates."""
     for name, text in (("asha", ASHA), ("pbt", PBT.format(keep="needed"))):
-        loss = (lambda p: (p["x"] - 0.3) ** 2 + 1.0 / p["epochs"])
         for sub in ("one", "many"):
             (tmp_path / name / sub).mkdir(parents=True)
         one_dir, spec = make_study(tmp_path / name / "one", text)

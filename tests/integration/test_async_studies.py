@@ -11,7 +11,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from test_studies import BACKENDS, cli, journal, results, submit
 
 LINEAGE = Path(__file__).resolve().parents[1] / "data" / "lineage_trial.py"

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
 
 import pytest
 
 from hpc_tune.search import asha
+from hpc_tune.search.asha import TIME_CURVE, RungPolicy
 from hpc_tune.search.base import History, TrialRecord, TrialState
-from hpc_tune.search.stopping import TIME_CURVE, RungPolicy, trials_to_stop
+from hpc_tune.search.stopping import trials_to_stop
 from hpc_tune.space import Discrete, Space, Uniform
 from hpc_tune.spec.model import AshaConfig, Metric, ResourceConfig
 
