@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from ..trial import (
+from ..protocol import (
     JOB_FILE,
     SLOT_FILE,
     read_exit_record,
