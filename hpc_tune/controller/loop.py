@@ -156,9 +156,12 @@ class Controller:
             return News()
         statuses = {}
         now = time.monotonic()
-        if now - self._last_poll >= self.poll_interval:
+        if now - self._last_poll >= self.poll_interval and self.backoff.ready():
             self._last_poll = now
-            statuses = self.backend.poll([t.job_id for t in live if t.job_id])
+            try:
+                statuses = self.backend.poll([t.job_id for t in live if t.job_id])
+            except BackendError as exc:  # the Slurm backend answers UNKNOWN instead; others may raise
+                self._busy(exc)
         # The exit record first, then the result lines: the wrapper writes the record
         # after the command has exited, so the lines read after it are all there will be.
         trials: Dict[int, TrialNews] = {}
@@ -175,9 +178,11 @@ class Controller:
         """Cancel, journal, submit, as ``d`` says. False when the scheduler was busy (then
         nothing of ``d`` is journaled: a later cycle decides it again)."""
         if d.cancel:
+            if not self.backoff.ready():
+                return False
             try:
                 self.backend.cancel(d.cancel)
-            except BackendBusy as exc:
+            except BackendError as exc:  # busy or failing: the jobs may still run; decide again later
                 self._busy(exc)
                 return False
         self._write(d.events)
@@ -186,6 +191,7 @@ class Controller:
         return True
 
     def _busy(self, exc: BackendError) -> None:
+        """The scheduler is busy or failing: leave it alone for a while (the one back-off rule)."""
         log.warning("scheduler busy (%s); retrying in %.0f s", exc, self.backoff.failed())
 
     def _fill_slots(self) -> None:
@@ -248,7 +254,7 @@ class Controller:
         if orphans:
             try:
                 queued = self.backend.find_jobs(job_prefix(self.view))
-            except BackendBusy as exc:
+            except BackendError as exc:  # busy or failing: cannot tell what is queued yet
                 self._busy(exc)
                 return False
             records = {t.trial_id: (read_exit_record(self.paths.trial(t.trial_id).root),
