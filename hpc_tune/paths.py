@@ -75,6 +75,11 @@ class StudyPaths:
     root: str
 
     @property
+    def name(self) -> str:
+        """The directory's own name (the study id of a study made by ``create_study``)."""
+        return os.path.basename(os.path.normpath(self.root))
+
+    @property
     def journal(self) -> str:
         return os.path.join(self.root, JOURNAL_FILE)
 
