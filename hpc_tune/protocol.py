@@ -36,6 +36,15 @@ JOB_FILE = "job.json"  # {"command", "env", "cwd", "gpus"}: what `python -m hpc_
 SLOT_FILE = "slot.json"  # {"job_id", "devices"}: GPUs granted by the local backend
 
 
+def signal_group(pgid: int, signum: int) -> None:
+    """Send ``signum`` to process group ``pgid``; a group that is gone already is no error.
+    (The wrapper forwards signals to the command's group; the local backend cancels a job so.)"""
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def write_json_atomic(path: Union[str, "os.PathLike[str]"], data: Any) -> None:
     """Write JSON to ``path`` so that readers see the old file or the whole new one, never a part."""
     path = Path(path)

@@ -53,6 +53,7 @@ from .protocol import (  # noqa: F401 (EXIT_RECORD... are the protocol's; tests 
     read_exit_record,
     read_json,
     read_started_record,
+    signal_group,
     write_json_atomic,
 )
 
@@ -157,13 +158,6 @@ def _int_env(name: str, environ: Mapping[str, str]) -> int:
         return 0
 
 
-def _killpg(pgid: int, signum: int) -> None:
-    try:
-        os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass  # the group is gone already
-
-
 class _SignalForwarder:
     """Signal handler that passes signals on to the command's process group."""
 
@@ -174,12 +168,12 @@ class _SignalForwarder:
     def __call__(self, signum: int, frame: Any) -> None:
         self.received.append(signal.Signals(signum).name)
         if self.pgid is not None:
-            _killpg(self.pgid, signum)
+            signal_group(self.pgid, signum)
 
     def attach(self, pgid: int) -> None:
         self.pgid = pgid
         for name in self.received:  # signals that came while the command was being started
-            _killpg(pgid, signal.Signals[name])
+            signal_group(pgid, signal.Signals[name])
 
 
 def run_trial(

@@ -39,11 +39,6 @@ LIVE_STATES = (TrialState.PENDING, TrialState.RUNNING)  # a tuple test is the fa
 VALUE_STATES = (TrialState.COMPLETED, TrialState.STOPPED)  # ends whose value counts
 
 
-def is_finite_number(v: Any) -> bool:
-    """A finite int or float (never a bool): what counts as a reported value."""
-    return (type(v) is float and v - v == 0.0) or type(v) is int
-
-
 @dataclass
 class TrialRecord:
     """One trial: what it runs (params, resource, where it resumes from), how it went (state,
@@ -156,5 +151,4 @@ class History:
         return best(self.trials, maximize)
 
 
-__all__: Sequence[str] = ("TrialState", "TrialRecord", "History", "best", "LIVE_STATES", "VALUE_STATES",
-                          "is_finite_number")
+__all__: Sequence[str] = ("TrialState", "TrialRecord", "History", "best", "LIVE_STATES", "VALUE_STATES")

@@ -33,6 +33,7 @@ from ..backends.base import JobRequest, JobState, JobStatus
 from ..journal import StudyView
 from ..journal import events as ev
 from ..paths import StudyPaths
+from ..protocol import RESULT_FILE
 from ..search import suggest
 from ..spec import Spec, render
 from ..trials import TrialRecord, TrialState
@@ -52,7 +53,6 @@ _RETRY_STATES = {
 }
 MAX_SUBMIT_PER_CYCLE = 1000
 NO_EXIT_RECORD = "COMPLETED-no-exit-record"  # raw state: the job completed, its exit record not seen yet
-RESULT_FILE_NAME = "result.jsonl"  # as named in warnings
 
 
 @dataclass(frozen=True)
@@ -319,7 +319,7 @@ def parse_result_lines(trial_id: int, offset: int, data: bytes) -> List[ev.Event
                 raise ValueError("not a JSON object")
         except ValueError as exc:
             text = raw[:80].decode("utf-8", "replace")
-            events.append(ev.Warned(f"skipped a malformed line in {RESULT_FILE_NAME} ({exc}): {text!r}", trial_id))
+            events.append(ev.Warned(f"skipped a malformed line in {RESULT_FILE} ({exc}): {text!r}", trial_id))
             events.append(ev.Reported(trial_id, pos, None))
             continue
         events.append(ev.Reported(trial_id, pos, {k: v for k, v in obj.items() if _json_scalar(v)}))
