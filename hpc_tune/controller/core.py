@@ -109,7 +109,7 @@ class DecisionCore:
                 continue
             tn = news.trials.get(t.trial_id)
             record = tn.exit if tn is not None else None
-            if record is not None and record.get("attempt", -1) == t.attempt:
+            if record is not None and _attempt_of(record) == t.attempt:
                 self._end_from_exit(d, t, record)
                 continue
             status = news.statuses.get(t.job_id or "")
@@ -263,7 +263,7 @@ class DecisionCore:
             job = by_name.get(job_name(view, t.trial_id))
             if job is None:
                 for record in records.get(t.trial_id, ()):
-                    if record and record.get("job_id") and record.get("attempt", -1) == t.attempt:
+                    if record and record.get("job_id") and _attempt_of(record) == t.attempt:
                         job = str(record["job_id"])
                         break
             if job is not None:
@@ -324,6 +324,14 @@ def parse_result_lines(trial_id: int, offset: int, data: bytes) -> List[ev.Event
             continue
         events.append(ev.Reported(trial_id, pos, {k: v for k, v in obj.items() if _json_scalar(v)}))
     return events
+
+
+def _attempt_of(record: Mapping[str, Any]) -> int:
+    """The attempt a wrapper's record is from (-1 when it does not say, or says nonsense)."""
+    try:
+        return int(record.get("attempt", -1))
+    except (TypeError, ValueError):
+        return -1
 
 
 def _json_scalar(v: Any) -> bool:
