@@ -22,7 +22,7 @@ and CPU time (``time.process_time``) of ``Controller.cycle()`` only (the simulat
 their files between cycles). Baseline in the same run: the bare file-system cost of looking
 at 1,000 live trials (one ``os.stat`` of the result file + one ``open`` of ``exit.json`` each).
 
-Replay: ``hpc_tune.study.load_view`` (i) on the 10,000-trial journal, (ii) on a synthetic journal
+Replay: ``load_view`` (``hpc_tune.journal``) (i) on the 10,000-trial journal, (ii) on a synthetic journal
 of 1,000,000 events (10,000 trials x 96 reports + their trial/submitted/state/end events,
 written 1,000 trials at a time as a controller would), each without a snapshot (the full
 replay of the raw journal), with a snapshot at its end, and with a snapshot that is ~10 %

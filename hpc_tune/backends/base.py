@@ -7,6 +7,7 @@ keeps in the journal, so a restarted controller carries on with the same ids.
 from __future__ import annotations
 
 import abc
+import os
 from collections import Counter
 from dataclasses import dataclass
 from enum import Enum
@@ -14,6 +15,10 @@ from typing import Dict, List, Optional, Sequence
 
 from ..errors import BackendBusy, BackendError  # noqa: F401 (what backends raise)
 from ..protocol import ATTEMPT_ENV, TRIAL_DIR_ENV, TRIAL_ID_ENV
+
+# The folder that holds hpc_tune/: a job imports hpc_tune from there (PYTHONPATH), so it runs
+# the same code as its controller, installed or not.
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @dataclass(frozen=True)

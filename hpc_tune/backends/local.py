@@ -41,9 +41,8 @@ from ..protocol import (
     signal_group,
     write_json_atomic,
 )
-from .base import Backend, BackendError, JobRequest, JobState, JobStatus, job_env
+from .base import PACKAGE_ROOT, Backend, BackendError, JobRequest, JobState, JobStatus, job_env
 
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds hpc_tune/
 
 
 def detect_gpus() -> List[str]:
@@ -151,7 +150,7 @@ class LocalBackend(Backend):
         (trial / SLOT_FILE).unlink(missing_ok=True)  # a grant left by an earlier job of this folder
         env = dict(os.environ)
         # The wrapper imports hpc_tune.trial from this same source tree, installed or not.
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         with open(trial / "stdout.log", "ab") as out, open(trial / "stderr.log", "ab") as err:
             proc = subprocess.Popen(
                 # -W: hpc_tune/__init__ imports hpc_tune.trial, so runpy warns about running it as

@@ -37,7 +37,7 @@ from submitit.slurm.slurm import SlurmJobEnvironment
 
 from ..protocol import read_json, write_json_atomic
 from ..trial import run_trial
-from .base import Backend, BackendBusy, BackendError, JobRequest, JobState, JobStatus, job_env
+from .base import PACKAGE_ROOT, Backend, BackendBusy, BackendError, JobRequest, JobState, JobStatus, job_env
 from .slurm_commands import SlurmCommands, classify_error
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds hpc_tune/
 ARRAY_MARK = "@"  # separates an array's name prefix from its manifest token
 DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's default MaxArraySize
 NO_TIME_LIMIT_MIN = 10**7  # what submitit is told when the job has no time limit
@@ -383,7 +382,7 @@ class SlurmBackend(Backend):
         additional.update(self.extra)
         if "no-requeue" in additional:
             additional.pop("requeue")
-        pythonpath = shlex.quote(_PACKAGE_ROOT)
+        pythonpath = shlex.quote(PACKAGE_ROOT)
         # The time-limit warning must find the job running with its handlers set up: with
         # --signal=USR2@90 on a limit of 90 s or less, slurmctld sends it at its first check,
         # often while Python is still starting, and the job dies of it (FAILED, no retry).
