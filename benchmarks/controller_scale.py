@@ -70,6 +70,7 @@ if os.environ.get(CODE_ENV):
 REPORTS_PER_TRIAL = 3
 POLL_EVERY = 30  # cycles between scheduler polls (default poll_interval 30 s / tick 1 s)
 IDLE_CYCLES = 10
+REPLAY_RUNS = 3  # fresh processes per replay measurement (the median is reported)
 PROFILED_CYCLES = 3
 
 SPEC_YAML = """\
@@ -454,6 +455,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def measure(args: argparse.Namespace, work: Path, code: Optional[Path] = None) -> Dict[str, Any]:
     def run_phase(name: str, *extra: str) -> Dict[str, Any]:
+        if name in ("replay", "parse") and not IN_PROCESS:
+            # a replay is one short measurement on a shared machine: the run with the median
+            # CPU time of REPLAY_RUNS fresh processes
+            runs = sorted((run_in(name, *extra, code=code) for _ in range(REPLAY_RUNS)), key=lambda r: r["cpu"])
+            return {**runs[len(runs) // 2], "runs_cpu": [r["cpu"] for r in runs]}
         return run_in(name, *extra, code=code)
 
     result: Dict[str, Any] = {"imports": run_phase("imports"), "studies": {}, "replay": {}}
@@ -610,8 +616,8 @@ def _body(args: argparse.Namespace, res: Dict[str, Any]) -> str:
         prof_lines.append(tabulate(prof_rows, headers=["function", "calls / cycle", "cumulative ms", "own ms"],
                                    tablefmt="github"))
     return (f"Per controller cycle (`Controller.cycle()` only):\n\n{cycle_table}\n\n"
-            f"Whole studies:\n\n{study_table}\n\nJournal replay (`load_view`), each in a fresh "
-            f"process:\n\n{replay_table}\n\n" + "\n".join(goals) + "\n\n" + "\n".join(prof_lines) + "\n")
+            f"Whole studies:\n\n{study_table}\n\nJournal replay (`load_view`), the median of {REPLAY_RUNS} fresh "
+            f"processes each:\n\n{replay_table}\n\n" + "\n".join(goals) + "\n\n" + "\n".join(prof_lines) + "\n")
 
 
 def comparison(today: Dict[str, Any], base: Dict[str, Any], live: int) -> str:
