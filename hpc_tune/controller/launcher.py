@@ -128,7 +128,7 @@ def submit_controller_job(study_dir: str, args: argparse.Namespace) -> str:
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(script)
     try:
-        job = retrying(lambda: SlurmCommands(timeout_s=120).sbatch(path))
+        job = retrying(lambda: SlurmCommands(timeout_s=60).sbatch(path), attempts=3)  # at most ~3.5 min
     except BackendBusy as exc:
         raise BackendBusy(f"Slurm did not accept the controller job ({exc}); the Slurm controller may be "
                           f"overloaded. Try again with `hpc-tune resume {view.study_id}`") from None
