@@ -630,7 +630,8 @@ def comparison(today: Dict[str, Any], base: Dict[str, Any], live: int) -> str:
         if new is None or old is None or old <= 0:
             return
         ratio = new / old
-        rows.append([what, f"{old:.2f} {unit}", f"{new:.2f} {unit}", f"{ratio:.2f}", "met" if ratio <= 1.10 else "MISSED"])
+        rows.append([what, f"{old:.2f} {unit}", f"{new:.2f} {unit}", f"{ratio:.2f}",
+                     "met" if ratio <= 1.10 else "MISSED"])
 
     for mode in ("delayed", "instant"):
         n, o = today["studies"].get(f"{mode}/library"), base["studies"].get(f"{mode}/library")
@@ -638,7 +639,8 @@ def comparison(today: Dict[str, Any], base: Dict[str, Any], live: int) -> str:
             add(f"cycle CPU at {live} live, {mode} trials (median)", n["cycles"]["all"].get("cpu_ms_median"),
                 o["cycles"]["all"].get("cpu_ms_median"), "ms")
             if n.get("idle_rows") and o.get("idle_rows"):
-                add(f"idle cycle CPU at {live} live (median)", 1000 * statistics.median(x["cpu"] for x in n["idle_rows"]),
+                add(f"idle cycle CPU at {live} live (median)",
+                    1000 * statistics.median(x["cpu"] for x in n["idle_rows"]),
                     1000 * statistics.median(x["cpu"] for x in o["idle_rows"]), "ms")
             add(f"peak RSS, whole {mode} study", n["maxrss_mb"], o["maxrss_mb"], "MB")
     for label in ("synthetic", "study"):
