@@ -24,10 +24,8 @@ from .spec import Spec, load_spec
 from .study import LEASE_EVERY, LEASE_FILE, SPEC_FILE, StudyView, holder_description, load_view
 from .trial import read_json, write_json_atomic
 
-TEMPLATE_DIRS = (
-    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "slurm_templates"),  # source tree
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "slurm_templates"),  # installed package
-)
+# Inside the package, so that the wheel carries it (package data, see pyproject.toml).
+TEMPLATE_DIRS = (os.path.join(os.path.dirname(os.path.abspath(__file__)), "slurm_templates"),)
 
 
 def study_spec(view: StudyView) -> Spec:

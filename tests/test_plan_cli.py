@@ -12,7 +12,7 @@ from hpc_tune.spec import load_spec
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA = REPO_ROOT / "tests" / "data"
-CORPUS = REPO_ROOT.parent / "shared" / "corpus" / "polyaxonfiles"
+CORPUS = REPO_ROOT / "tests" / "data" / "polyaxonfiles"  # public files; origins in its sources.txt
 
 
 def corpus(name):
