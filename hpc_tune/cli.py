@@ -13,7 +13,7 @@ from tabulate import tabulate
 
 from . import __version__
 from .errors import UserError
-from .spec import Spec, load_spec
+from .spec import Spec, check_submittable, load_spec
 from .study import create_study, default_state_dir, find_study, list_studies, load_view
 from .summary import best_trial, export_rows, format_status, status_dict, study_state, trial_log_paths
 from .tuner import draw_seed
@@ -71,8 +71,16 @@ def _print_json(obj: Any) -> None:
 # ------------------------------------------------------------------------ commands
 
 
+def _load_submittable(args: argparse.Namespace, quiet: bool = False) -> Spec:
+    """The study file as ``submit`` reads it, with the checks ``submit`` makes for the
+    backend it would use (validate, plan and submit share them: they refuse the same)."""
+    spec = _load(args.file, quiet=quiet)
+    check_submittable(spec, args.backend or default_backend_name(), getattr(args, "gpus", None))
+    return spec
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    spec = _load(args.file)
+    spec = _load_submittable(args)
     print(f"{args.file}: ok ({spec.algorithm.kind}, {len(spec.space)} parameters, generation {spec.generation})")
     return 0
 
@@ -80,7 +88,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from .plan import format_plan, make_plan
 
-    spec = _load(args.file, quiet=True)
+    spec = _load_submittable(args, quiet=True)
     seed = args.seed if args.seed is not None else (spec.seed if spec.seed is not None else draw_seed())
     plan = make_plan(spec, seed)
     _warn(plan["warnings"])
@@ -110,10 +118,7 @@ def _slurm_overrides(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    spec = _load(args.file)
-    if spec.run.cmd is None:
-        raise UserError(f"{args.file}: no `run.cmd`: hpc-tune needs the shell command each trial runs "
-                        f"(e.g. `run: {{cmd: python train.py --lr={{{{ lr }}}}}}`)")
+    spec = _load_submittable(args)
     backend = args.backend or default_backend_name()
     seed = args.seed if args.seed is not None else (spec.seed if spec.seed is not None else draw_seed())
     study_dir = create_study(args.file, spec, _state_dir(args), backend=backend, seed=seed,
@@ -307,12 +312,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("validate", help="check a study file; exit 0 or print what is wrong")
+    def backend_flag(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--backend", choices=("slurm", "local"),
+                       help="where trials would run, as for submit (default: slurm when sbatch is on the PATH, "
+                            "else local)")
+
+    p = sub.add_parser("validate", help="check a study file as submit would; exit 0 or print what is wrong")
     p.add_argument("file")
+    backend_flag(p)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("plan", help="show what a study would run, without running it")
     p.add_argument("file")
+    backend_flag(p)
     p.add_argument("--json", action="store_true", help="one JSON object for programs")
     p.add_argument("--seed", type=int, help="override the study's seed")
     p.set_defaults(func=cmd_plan)

@@ -13,8 +13,12 @@ class UserError(Exception):
 class SpecError(UserError):
     """A problem in a study file, located by file, line and key path."""
 
+    MAX_MESSAGE = 600  # one message, never a dump of the structure it is about
+
     def __init__(self, message: str, file: Optional[str] = None, line: Optional[int] = None,
                  keypath: Optional[str] = None):
+        if len(message) > self.MAX_MESSAGE:
+            message = message[:self.MAX_MESSAGE - 30] + f"... ({len(message)} characters)"
         self.message = message
         self.file = file
         self.line = line
