@@ -19,6 +19,8 @@ class SpecError(UserError):
                  keypath: Optional[str] = None):
         if len(message) > self.MAX_MESSAGE:
             message = message[:self.MAX_MESSAGE - 30] + f"... ({len(message)} characters)"
+        if keypath and len(keypath) > 120:  # a path 100 levels deep
+            keypath = f"{keypath[:60]}...{keypath[-40:]}"
         self.message = message
         self.file = file
         self.line = line

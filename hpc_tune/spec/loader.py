@@ -67,6 +67,9 @@ def load_spec(path: str, base_dir: Optional[str] = None) -> Spec:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read: {exc}", path) from None
     data, lines = load_yaml(text, path)
+    if data is None:
+        raise SpecError("the file is empty (or only comments): a study file is a YAML mapping with a `matrix`, "
+                        "`settings` or `hptuning` section", path, 1)
     return build_spec(data, Source(path, lines), base_dir=base_dir or os.path.dirname(os.path.abspath(path)))
 
 
@@ -563,8 +566,6 @@ def _command(root: Section, base_dir: str, warnings: List[str], generation: str,
         if not isinstance(data, dict):
             comp.fail("a component file is a YAML mapping with a `run` section")
         cmd, sec, _, missing = _command(comp, os.path.dirname(path), warnings, "D", depth + 1)
-        if cmd is None and missing is None:
-            missing = _located(comp, None, "this component has no `run` section: nothing for a trial to run")
         return cmd, sec, _inputs(comp.child("inputs")) if comp.has("inputs") else {}, missing
     if root.has("url_ref"):
         return None, root, {}, _located(
