@@ -3,12 +3,14 @@ algorithm imports, and the resources it asks for on the backend it would run on.
 and ``plan`` run the same checks, so they refuse exactly what ``submit`` would."""
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
+import os
 import sys
 from typing import Any, Optional, Tuple
 
 from ..errors import SpecError
-from .model import HyperoptConfig, Spec
+from .model import HyperoptConfig, IterativeConfig, Spec
 from .source import Section, Source
 
 
@@ -20,6 +22,8 @@ def check_submittable(spec: Spec, backend: str, gpus: Optional[int] = None) -> N
     if isinstance(spec.algorithm, HyperoptConfig) and not _installed("hyperopt"):
         raise _at(spec, [("matrix", "kind")], f"`kind: {spec.algorithm.kind}` needs hyperopt, which is not "
                   f"installed: pip install 'hpc-tune[hyperopt]'  (or: pip install hyperopt)")
+    if isinstance(spec.algorithm, IterativeConfig):
+        _check_function(spec, spec.algorithm.function)
     wanted = spec.slurm.gpus if gpus is None else gpus
     if backend == "local" and wanted > 0:
         from ..backends.local import detect_gpus
@@ -31,6 +35,19 @@ def check_submittable(spec: Spec, backend: str, gpus: Optional[int] = None) -> N
             raise _at(spec, where, f"each trial asks for {wanted} GPU(s), and the local backend has {have} on this "
                       f"machine: run on Slurm (--backend slurm), or submit with --gpus 0 to run the trials without "
                       f"a GPU")
+
+
+def _check_function(spec: Spec, ref: str) -> None:
+    """The module of an iterative search's ``module:function`` can be found where the
+    controller looks: the study file's folder, then the Python path. (Imported only there:
+    importing runs the user's code.)"""
+    top = ref.partition(":")[0].split(".")[0]
+    if top in sys.modules:
+        return
+    folders = [os.path.dirname(os.path.abspath(spec.path))] + sys.path
+    if importlib.machinery.PathFinder.find_spec(top, folders) is None:
+        raise _at(spec, [("matrix", "function")], f"cannot find the module `{top}` of `{ref}` in the study file's "
+                  f"folder or on the Python path")
 
 
 def _installed(module: str) -> bool:

@@ -190,3 +190,22 @@ def test_yaml_syntax_error_names_where_the_bracket_or_quote_opened(tmp_path, cap
     msg = refused(capsys, path, "--backend", "local")
     assert msg.startswith(f"hpc-tune: error: {path}:{failed}: not valid YAML: ")
     assert opened in msg
+
+
+def test_iterative_function_module_must_be_findable(tmp_path, capsys):
+    body = """\
+        version: 1.1
+        kind: operation
+        matrix:
+          kind: iterative
+          function: {module}:suggest
+          numRuns: 2
+          params: {{x: {{kind: uniform, value: [0, 1]}}}}
+        run: {{cmd: "echo {{{{ x }}}}"}}
+        """
+    path = write(tmp_path, body.format(module="nowhere_to_be_found"))
+    assert f"{path}:5: matrix.function: cannot find the module `nowhere_to_be_found`" in refused(
+        capsys, path, "--backend", "local")
+    (tmp_path / "my_search.py").write_text("def suggest(history, n, seed, space):\n    return []\n")
+    path = write(tmp_path, body.format(module="my_search"), name="found.yml")
+    assert main(["validate", path, "--backend", "local"]) == 0  # next to the study file
