@@ -6,8 +6,8 @@ from typing import Any, Dict, List
 from tabulate import tabulate
 
 from .spec import Spec
-from .spec.render import READINGS
 from .spec.model import BayesConfig, HyperbandConfig, HyperoptConfig, IterativeConfig
+from .spec.render import READINGS
 from .tuner import Tuner
 
 ALGORITHM_NAMES = {"grid": "grid", "random": "random", "mapping": "mapping", "hyperband": "hyperband",

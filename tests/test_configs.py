@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import pytest
 
 from hpc_tune.cli import main
+from hpc_tune.spec import load_spec
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = REPO_ROOT / "configs"
@@ -37,6 +37,8 @@ def test_one_short_example_per_algorithm_and_the_readme_shows_them():
         code = main(["validate", str(CONFIGS / name), "--backend", "local"])
         assert code == 0, name
         assert f"configs/{name}" in README, f"the README does not show configs/{name}"
+        kinds.add(load_spec(str(CONFIGS / name)).algorithm.kind)
+    assert kinds == {"grid", "random", "hyperband", "bayes", "hyperopt", "iterative", "mapping"}
     for name in sorted(p.name for p in CONFIGS.glob("*.yml")):
         assert main(["validate", str(CONFIGS / name), "--backend", "local"]) == 0, name
 

@@ -76,8 +76,8 @@ def parse_param(sec: Section, warnings: List[str]) -> Param:
         if "value" not in data:
             sec.fail("missing `value`", key="kind")
         if not isinstance(kind, str) or V1_ALIASES.get(kind, kind) not in ALL_KINDS:
-            sec.fail(f"unknown kind {short(kind)}; expected one of: {', '.join(sorted(set(ALL_KINDS) | set(V1_ALIASES)))}",
-                     key="kind")
+            kinds = ", ".join(sorted(set(ALL_KINDS) | set(V1_ALIASES)))
+            sec.fail(f"unknown kind {short(kind)}; expected one of: {kinds}", key="kind")
         return _build(sec.child("value"), V1_ALIASES.get(kind, kind), sec, warnings)
     if not data:
         sec.fail("empty definition; expected one kind, e.g. `{values: [1, 2]}` or `{uniform: [0, 1]}`")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from hpc_tune.cli import main
-from hpc_tune.spec import check_submittable, load_spec
 from hpc_tune.errors import SpecError
+from hpc_tune.spec import check_submittable, load_spec
 
 
 def write(tmp_path: Path, text: str, name: str = "study.yml") -> str:
