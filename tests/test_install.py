@@ -77,7 +77,7 @@ def test_wheel_installed_into_an_empty_venv_finds_the_template(built, tmp_path, 
     res = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
                           "--no-index", wheel], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
-    # The runner's own lookup (TEMPLATE_DIRS), without importing the package's dependencies.
+    # The launcher's own lookup (TEMPLATE_DIRS), without importing the package's dependencies.
     probe = textwrap.dedent("""
         import importlib.util, json, os, sys
         spec = importlib.util.find_spec("hpc_tune")

@@ -14,9 +14,10 @@ from .model import HyperoptConfig, IterativeConfig, Spec
 from .source import Section, Source
 
 
-def check_submittable(spec: Spec, backend: str, gpus: Optional[int] = None) -> None:
+def check_submittable(spec: Spec, backend: str, gpus: Optional[int] = None, local_gpus: int = 0) -> None:
     """Raise ``SpecError`` (file, line, key path) for what ``submit`` would refuse.
-    ``gpus``: a ``--gpus`` given on the command line, which overrides the file."""
+    ``gpus``: a ``--gpus`` given on the command line, which overrides the file;
+    ``local_gpus``: how many GPUs the local backend has (``backends.local.detect_gpus``)."""
     if spec.run.cmd is None:
         raise spec.run.missing or SpecError("no command for the trials to run", spec.path, 1)
     if isinstance(spec.algorithm, HyperoptConfig) and not _installed("hyperopt"):
@@ -26,9 +27,7 @@ def check_submittable(spec: Spec, backend: str, gpus: Optional[int] = None) -> N
         _check_function(spec, spec.algorithm.function)
     wanted = spec.slurm.gpus if gpus is None else gpus
     if backend == "local" and wanted > 0:
-        from ..backends.local import detect_gpus
-
-        have = len(detect_gpus())
+        have = local_gpus
         if wanted > have:
             where = [("slurm", "gpus"), ("environment", "resources", "gpu"),
                      ("run", "container", "resources", "limits")]

@@ -157,10 +157,14 @@ def test_gpu_request_on_the_local_backend(tmp_path, capsys, monkeypatch):
 def test_validate_and_submit_use_the_same_backend_rule(tmp_path, monkeypatch):
     path = write(tmp_path, "hptuning:\n  matrix: {lr: {values: [0.1]}}\nslurm: {gpus: 2}\nrun: {cmd: echo}\n")
     spec = load_spec(path)
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
-    check_submittable(spec, "local")  # two visible GPUs: enough
+    check_submittable(spec, "local", local_gpus=2)  # two GPUs here: enough
+    check_submittable(spec, "slurm")  # Slurm's GPUs are the cluster's business
     with pytest.raises(SpecError, match="--gpus 0"):
-        check_submittable(spec, "local", gpus=3)
+        check_submittable(spec, "local", gpus=3, local_gpus=2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # what the local backend counts, as submit does
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert main(["validate", path, "--backend", "local"]) == 0
+    assert main(["validate", path, "--backend", "local", "--gpus", "3"]) == 2
 
 
 @pytest.mark.parametrize("word", ["yes", "no", "on", "off", "NO", "y", "n", "Yes", "OFF"])
