@@ -103,8 +103,7 @@ class Controller:
         self.tick = tick
         self.journal = journal or Journal(study_dir)
         self.lease_lost = lease_lost
-        self.view: StudyView = load_view(study_dir, self.journal,
-                                         extra_curves=tuple(p.metric.name for p in spec.early_stopping.policies))
+        self.view: StudyView = load_view(study_dir, self.journal)
         self.metric = spec.metric.name if spec.metric else None
         self._last_poll = 0.0
         self._stop_signal: Optional[str] = None

@@ -136,6 +136,9 @@ def _pid_alive(pid: int) -> bool:
 # ------------------------------------------------------------------------------ fold
 
 _LIVE_STATES = tuple(s for s in TrialState if s.live)
+_NAN = float("nan")
+_NAN_ROW = (_NAN,)
+_INT32 = 2**31
 
 
 @dataclass
@@ -151,10 +154,14 @@ class TrialView:
     submitted: bool = False
     raw_state: str = ""
     n_reports: int = 0
-    last_values: Dict[str, float] = field(default_factory=dict)  # metric -> last finite value
-    # metric -> (steps, values) for the metrics whose curves are kept (the study's, the
-    # stopping rules'); compact arrays, since a long study has millions of reports
-    curves: Dict[str, Tuple["array[float]", "array[float]"]] = field(default_factory=dict)
+    last_values: Dict[str, float] = field(default_factory=dict)  # key -> last finite value
+    # Every reported key's curve, in compact arrays (a long study has millions of reports),
+    # aligned on one step column: curve_steps[i] is the step of the i-th line that held a
+    # number, curve_values[key][i] the key's value on that line (NaN where the line lacked
+    # it). Steps are 4-byte ints until a step is not one. "step" and "time" (the clock
+    # report() adds to every line) are no curves of their own.
+    curve_steps: "array[Any]" = field(default_factory=lambda: array("i"))
+    curve_values: Dict[str, "array[float]"] = field(default_factory=dict)
     result_offset: int = 0
     value: Optional[float] = None
     reason: str = ""
@@ -166,29 +173,56 @@ class TrialView:
         """The last reported value of ``metric``."""
         return self.last_values.get(metric)
 
-    def curve(self, metric: str) -> Tuple[Tuple[float, float], ...]:
-        steps, values = self.curves.get(metric, ((), ()))
-        return tuple(zip(steps, values))
+    def metric_names(self) -> List[str]:
+        """The keys this trial reported numbers for, in the order they first came."""
+        return list(self.curve_values)
 
-    def add_report(self, data: Dict[str, Any], curve_metrics: Tuple[str, ...]) -> None:
+    def curve(self, metric: str) -> Tuple[Tuple[float, float], ...]:
+        """``((step, value), ...)`` of every line that reported ``metric``."""
+        col = self.curve_values.get(metric)
+        if col is None:
+            return ()
+        total = sum(col)
+        if total == total:  # no NaN: the key was on every line (the usual case, and fast)
+            return tuple(zip(self.curve_steps, col))
+        return tuple((s, v) for s, v in zip(self.curve_steps, col) if v == v)
+
+    def add_report(self, data: Dict[str, Any]) -> None:
         # The hot path of a replay (most events are reports): kept to plain dict work.
         last = self.last_values
+        columns = self.curve_values
+        n = len(self.curve_steps)
+        grew = False
         for k, v in data.items():
             if (type(v) is float and v - v == 0.0) or type(v) is int:  # finite numbers only
                 last[k] = v
-        if curve_metrics:
-            step = data.get("step", self.n_reports)
-            if type(step) not in (int, float):
-                step = self.n_reports
-            for m in curve_metrics:
-                v = data.get(m)
-                if (type(v) is float and v - v == 0.0) or type(v) is int:
-                    curve = self.curves.get(m)
-                    if curve is None:
-                        curve = self.curves[m] = (array("d"), array("d"))
-                    curve[0].append(step)
-                    curve[1].append(v)
+                if k == "step" or k == "time":
+                    continue
+                col = columns.get(k)
+                if col is None:
+                    col = columns[k] = array("d", _NAN_ROW) * n
+                col.append(v)
+                grew = True
+        if grew:
+            self._add_step(data.get("step"))
+            for col in columns.values():
+                if len(col) == n:
+                    col.append(_NAN)
         self.n_reports += 1
+
+    def _add_step(self, step: Any) -> None:
+        steps = self.curve_steps
+        if type(step) is float and step - step == 0.0 and step.is_integer():
+            step = int(step)
+        if type(step) is int:
+            if steps.typecode == "i" and not -_INT32 <= step < _INT32:
+                steps = self.curve_steps = array("d", steps)
+        elif type(step) is float and step - step == 0.0:
+            if steps.typecode == "i":
+                steps = self.curve_steps = array("d", steps)
+        else:  # no step, or not a number: the line's index, as before
+            step = self.n_reports
+        steps.append(step)
 
     @property
     def run_time(self) -> Optional[float]:
@@ -207,9 +241,6 @@ class StudyView:
     controllers: List[Dict[str, Any]] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
     offset: int = 0  # journal bytes folded so far
-    extra_curves: Tuple[str, ...] = ()  # metrics whose curves are kept besides the study's
-
-    curve_metrics: Tuple[str, ...] = ()  # set from the study record: its metric + extra_curves
 
     @property
     def study_id(self) -> str:
@@ -262,7 +293,7 @@ class StudyView:
         if kind == "report" and t is not None:  # most events: first and cheapest
             data = event.get("data")
             if type(data) is dict:
-                t.add_report(data, self.curve_metrics)
+                t.add_report(data)
             end = event.get("end", 0)
             if type(end) is int and end > t.result_offset:
                 t.result_offset = end
@@ -270,9 +301,6 @@ class StudyView:
         ts = float(event.get("t", 0.0))
         if kind == "study":
             self.info = dict(event)
-            metric = self.info.get("metric")
-            self.curve_metrics = ((metric,) if metric else ()) + tuple(
-                m for m in self.extra_curves if m != metric)
         elif kind == "trial" and isinstance(tid, int) and tid not in self.trials:
             self.trials[tid] = TrialView(tid, dict(event.get("params", {})), event.get("resource"),
                                          dict(event.get("meta", {})), created=ts)
@@ -320,7 +348,7 @@ class StudyView:
 
 
 SNAPSHOT_FILE = "snapshot.pickle"
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2  # 2: every key's curve, on one step column
 
 
 def write_snapshot(view: StudyView) -> None:
@@ -351,7 +379,7 @@ def _journal_head(study_dir: str) -> bytes:
         return b""
 
 
-def _read_snapshot(study_dir: str, extra_curves: Tuple[str, ...]) -> Optional[StudyView]:
+def _read_snapshot(study_dir: str) -> Optional[StudyView]:
     from . import __version__
 
     try:
@@ -359,8 +387,7 @@ def _read_snapshot(study_dir: str, extra_curves: Tuple[str, ...]) -> Optional[St
             payload = pickle.load(fh)
         view = payload["view"]
         ok = (payload.get("format") == SNAPSHOT_FORMAT and payload.get("version") == __version__
-              and isinstance(view, StudyView) and payload.get("head") == _journal_head(study_dir)
-              and set(extra_curves) <= set(view.curve_metrics) | {view.info.get("metric")})
+              and isinstance(view, StudyView) and payload.get("head") == _journal_head(study_dir))
         if not ok:
             return None
         with open(os.path.join(study_dir, "journal.jsonl"), "rb") as fh:  # still a line boundary?
@@ -373,14 +400,14 @@ def _read_snapshot(study_dir: str, extra_curves: Tuple[str, ...]) -> Optional[St
     return view
 
 
-def load_view(study_dir: str, journal: Optional[Journal] = None, extra_curves: Tuple[str, ...] = ()) -> StudyView:
+def load_view(study_dir: str, journal: Optional[Journal] = None) -> StudyView:
     """Replay a study's journal, from its snapshot when there is a valid one."""
     journal = journal or Journal(study_dir)
     if not journal.exists():
         raise UserError(f"{study_dir} is not a study directory (no journal.jsonl)")
-    view = _read_snapshot(study_dir, tuple(extra_curves))
+    view = _read_snapshot(study_dir)
     if view is None:
-        view = StudyView(study_dir, extra_curves=tuple(extra_curves))
+        view = StudyView(study_dir)
     view.offset = journal.scan(view.offset, view.apply)
     if not view.info:
         raise UserError(f"{journal.path} has no study record: not an hpc-tune journal, or it was truncated")
