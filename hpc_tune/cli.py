@@ -5,6 +5,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import sys
 import time
 from typing import Any, Dict, List, Optional
@@ -15,7 +16,8 @@ from . import __version__
 from .errors import UserError
 from .spec import Spec, load_spec
 from .study import create_study, default_state_dir, find_study, list_studies, load_view
-from .summary import best_trial, export_rows, format_status, status_dict, study_state, trial_log_paths
+from .summary import (best_trial, curve_rows, export_rows, flat_row, metric_of, no_metric_hint, study_state,
+                      trial_log_paths)
 from .tuner import draw_seed
 
 
@@ -183,20 +185,33 @@ def cmd_controller(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from .status_view import format_status, select, status_dict, study_plan
+
     if not args.study:
         return _status_all(args)
     study_dir = find_study(args.study, args.state_dir)
+    spec = None
     while True:
         view = load_view(study_dir)
+        spec = spec or study_plan(view)
+        trials = select(view, args.state, args.sort, args.top)
         if args.json:
-            _print_json(status_dict(view))
+            _print_json(status_dict(view, trials, spec))
+            return 0
+        text = format_status(view, trials if _chosen(args) else None, spec=spec,
+                             height=shutil.get_terminal_size().lines if args.watch else None)
+        if args.watch:  # home and clear, then a frame no taller than the terminal: the header stays in view
+            sys.stdout.write("\033[H\033[2J" + text + "\n")
+            sys.stdout.flush()
         else:
-            if args.watch:
-                print("\033[2J\033[H", end="")
-            print(format_status(view))
+            print(text)
         if not args.watch or view.ended is not None:
             return 0
         time.sleep(args.interval)
+
+
+def _chosen(args: argparse.Namespace) -> bool:
+    return bool(args.state or args.sort or args.top)
 
 
 def _status_all(args: argparse.Namespace) -> int:
@@ -222,18 +237,25 @@ def _status_all(args: argparse.Namespace) -> int:
 
 def cmd_best(args: argparse.Namespace) -> int:
     view = load_view(find_study(args.study, args.state_dir))
-    best = best_trial(view)
+    metric = args.metric or view.info.get("metric")
+    if not metric:
+        raise UserError(no_metric_hint(view))
+    maximize = True if args.maximize else None
+    best = best_trial(view, metric, maximize)
     if best is None:
-        metric = view.info.get("metric")
-        raise UserError(f"study {view.study_id} has no completed trial with a value of "
-                        f"`{metric}` yet" if metric else
-                        f"study {view.study_id} has no metric to rank trials by: add `metric:` to the study file")
-    out = {"study": view.study_id, "trial": best.trial_id, "metric": view.info.get("metric"), "value": best.value,
-           "params": best.params, "resource": best.resource, "job_id": best.job_id}
+        from .summary import metric_names
+
+        known = metric_names(view)
+        hint = "" if metric in known or not known else f" (the trials reported: {', '.join(known)})"
+        raise UserError(f"study {view.study_id} has no completed trial with a value of `{metric}` yet{hint}")
+    value = metric_of(view, best, metric)
+    out = {"study": view.study_id, "trial": best.trial_id, "metric": metric, "value": value,
+           "params": best.params, "resource": best.resource, "job_id": best.job_id,
+           "metrics": {k: best.last(k) for k in best.metric_names()}}
     if args.json:
         _print_json(out)
     else:
-        print(f"best trial {best.trial_id} of {view.study_id}: {out['metric']} = {best.value:g}")
+        print(f"best trial {best.trial_id} of {view.study_id}: {metric} = {value:g}")
         print(tabulate([[k, v] for k, v in best.params.items()], headers=["parameter", "value"]))
     return 0
 
@@ -250,7 +272,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
     for path in paths:
         print(f"==> {path} <==")
         with open(path, encoding="utf-8", errors="replace") as fh:
-            sys.stdout.write(fh.read()[-args.tail_bytes:])
+            text = fh.read()[-args.tail_bytes:]
+        sys.stdout.write(text if not text or text.endswith("\n") else text + "\n")
     return 0
 
 
@@ -277,17 +300,25 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     view = load_view(find_study(args.study, args.state_dir))
-    rows = export_rows(view)
     out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
     try:
-        if args.format == "json":
-            json.dump(rows, out, indent=2, default=str)
+        if args.curves:  # every reported line, long form
+            if args.format == "json":
+                json.dump([{"trial": t, "step": s, "key": k, "value": v} for t, s, k, v in curve_rows(view)], out)
+                out.write("\n")
+            else:
+                writer = csv.writer(out)
+                writer.writerow(["trial", "step", "key", "value"])
+                writer.writerows(curve_rows(view))
+        elif args.format == "json":
+            json.dump(export_rows(view), out, indent=2, default=str)
             out.write("\n")
         else:
-            keys: List[str] = []
+            rows = [flat_row(r) for r in export_rows(view)]
+            keys: Dict[str, None] = {}
             for r in rows:
-                keys += [k for k in r if k not in keys]
-            writer = csv.DictWriter(out, fieldnames=keys)
+                keys.update(dict.fromkeys(r))
+            writer = csv.DictWriter(out, fieldnames=list(keys))
             writer.writeheader()
             writer.writerows(rows)
     finally:
@@ -362,9 +393,14 @@ def build_parser() -> argparse.ArgumentParser:
     launch_flags(p)
     p.set_defaults(func=cmd_submit)
 
-    p = sub.add_parser("status", help="studies, or one study's trials")
+    p = sub.add_parser("status", help="studies, or one study's progress and trials")
     p.add_argument("study", nargs="?")
-    p.add_argument("--watch", action="store_true", help="refresh until the study ends")
+    p.add_argument("--watch", action="store_true", help="refresh until the study ends, the header kept in view")
+    p.add_argument("--state", help="only trials in these states, e.g. running or completed,stopped")
+    p.add_argument("--sort", metavar="KEY", help="order by a column (a parameter, a reported key, value, trial, "
+                                                  "run_time, resource...); --sort=-KEY for the largest first")
+    p.add_argument("--top", type=int, metavar="N", help="only the first N: the N best by the study's metric, "
+                                                          "or the first N of --sort")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between refreshes with --watch")
     common(p)
     json_flag(p)
@@ -372,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("best", help="the best trial of a study")
     study_arg(p)
+    p.add_argument("--metric", help="rank by this reported key (its last value) instead of the study's metric")
+    p.add_argument("--maximize", action="store_true", help="with --metric: larger is better (default: smaller)")
     common(p)
     json_flag(p)
     p.set_defaults(func=cmd_best)
@@ -394,9 +432,11 @@ def build_parser() -> argparse.ArgumentParser:
     launch_flags(p)
     p.set_defaults(func=cmd_resume)
 
-    p = sub.add_parser("export", help="all trials as CSV or JSON")
+    p = sub.add_parser("export", help="all trials (parameters, last value of every reported key) as CSV or JSON")
     study_arg(p)
     p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--curves", action="store_true",
+                   help="every reported line instead, in long form: trial, step, key, value")
     p.add_argument("-o", "--output", help="file to write (default: standard output)")
     common(p)
     p.set_defaults(func=cmd_export)
