@@ -199,17 +199,26 @@ class Controller:
         # The exit record first, then the result lines: the wrapper writes the record
         # after the command has exited, so the lines read after it are all there will be.
         exits: Dict[int, Dict[str, Any]] = {}
+        started: List[TrialView] = []
         reports: List[Dict[str, Any]] = []
         for t in live:
             tdir = trial_dir(self.study_dir, t.trial_id)
             record = read_exit_record(tdir)
             if record is not None and int(record.get("attempt", -1)) == t.attempt:
                 exits[t.trial_id] = record
+            elif t.state is TrialState.PENDING and (t.job_id or "") not in statuses:
+                # Running as soon as its wrapper says so, not at the next scheduler poll.
+                start = read_started_record(tdir)
+                if start is not None and start.get("job_id") == t.job_id:
+                    started.append(t)
             reports.extend(self._new_results(t, tdir))
         if reports:  # one append for every trial's new lines: the ends below read them
             self._events(reports)
             _fault("reported")
         with self._batch():
+            for t in started:
+                if t.trial_id not in exits:
+                    self._event("state", id=t.trial_id, state="running", raw="started")
             for t in live:
                 if t.trial_id in exits:
                     self._end_from_exit(t, exits[t.trial_id])
@@ -236,7 +245,10 @@ class Controller:
         elif state is JobState.PREEMPTED:
             self._retry(t, "preempted and not requeued by Slurm", count=False)
         elif state in _RETRY_STATES:
-            self._retry(t, _RETRY_STATES[state], count=True, raw=status.raw)
+            reason = _RETRY_STATES[state]
+            if state is JobState.LOST and status.reason:
+                reason += f" ({status.reason})"
+            self._retry(t, reason, count=True, raw=status.raw)
         else:
             reason = _FAILED_STATES.get(state, f"the job ended {status.raw or state.value}")
             if status.exit_code:
@@ -248,6 +260,8 @@ class Controller:
         times = {k: record[k] for k in ("started", "ended") if isinstance(record.get(k), (int, float))}
         if code == 0:
             self._end_clean_exit(t, "exit 0", **times)
+        elif record.get("timed_out"):  # the local backend's time limit, as Slurm's TIMEOUT
+            self._retry(t, _RETRY_STATES[JobState.TIMEOUT], count=True)
         elif "SIGUSR2" in (record.get("signals_received") or []):
             # The scheduler's warning before the time limit, and no requeue: resubmit.
             self._retry(t, f"time limit reached (exit code {code} after SIGUSR2)", count=True)

@@ -45,7 +45,7 @@ def study_spec(view: StudyView) -> Spec:
 def study_backend(view: StudyView, spec: Spec) -> Backend:
     if view.info.get("backend") == "slurm":
         return make_backend("slurm", folder=os.path.join(view.study_dir, "slurm"), options=spec.slurm)
-    return make_backend("local")
+    return make_backend("local", time_limit=spec.slurm.time)
 
 
 # ------------------------------------------------------------------ the controller
