@@ -128,10 +128,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def _start_controller(study_dir: str, backend: str, args: argparse.Namespace) -> int:
     study_id = os.path.basename(study_dir)
     if backend == "local" or args.foreground:
-        print(f"running the controller here ({backend} backend); Ctrl-C stops it, "
-              f"`hpc-tune resume {study_id}` carries on")
+        print(f"running the controller here ({backend} backend); Ctrl-C stops the controller, "
+              f"the trials keep running and `hpc-tune resume {study_id}` carries on")
         _log_to_terminal()
         end = run_controller(study_dir)
+        if end.get("state") == "interrupted":
+            return _print_interrupted(study_dir, backend, end)
         _print_end(study_dir, end)
         return 0 if end.get("state") in ("finished", "early_stopped") else 1
     job = submit_controller_job(study_dir, args)
@@ -177,6 +179,18 @@ def _print_end(study_dir: str, end: Dict[str, Any]) -> None:
     if best is not None:
         print(f"best trial {best.trial_id}: {view.info.get('metric')} = {best.value:g}  "
               + " ".join(f"{k}={v}" for k, v in best.params.items()))
+
+
+def _print_interrupted(study_dir: str, backend: str, end: Dict[str, Any]) -> int:
+    """One line: the controller stopped, what still runs and how to go on or stop it."""
+    view = load_view(study_dir)
+    n = len(view.live())
+    what = "local processes" if backend == "local" else "Slurm jobs"
+    print(f"controller stopped ({end.get('reason')}): {n} trial{'s' if n != 1 else ''} keep running as {what}; "
+          f"`hpc-tune resume {view.study_id}` carries on, `hpc-tune cancel {view.study_id}` stops them"
+          if n else f"controller stopped ({end.get('reason')}), no trial running; "
+                    f"`hpc-tune resume {view.study_id}` carries on")
+    return 130 if end.get("reason") == "SIGINT" else 1
 
 
 def cmd_controller(args: argparse.Namespace) -> int:
@@ -265,11 +279,18 @@ def cmd_logs(args: argparse.Namespace) -> int:
     view = load_view(study_dir)
     if args.trial not in view.trials:
         raise UserError(f"study {view.study_id} has no trial {args.trial} (trials 0..{len(view.trials) - 1})")
-    paths = trial_log_paths(study_dir, view.trials[args.trial])
-    if not paths:
-        print(f"no logs yet for trial {args.trial}", file=sys.stderr)
+    t = view.trials[args.trial]
+    paths = trial_log_paths(study_dir, t)
+    written = [p for p in paths if os.path.getsize(p) > 0]
+    if not written:
+        names = ", ".join(os.path.relpath(p, study_dir) for p in paths)
+        if t.state.finished:
+            print(f"trial {args.trial} ended ({t.state.value}) without writing any output"
+                  + (f" ({names}: empty)" if names else " (no log file)"))
+            return 0
+        print(f"trial {args.trial} is {t.state.value} and has written no output yet", file=sys.stderr)
         return 1
-    for path in paths:
+    for path in written:
         print(f"==> {path} <==")
         with open(path, encoding="utf-8", errors="replace") as fh:
             text = fh.read()[-args.tail_bytes:]

@@ -132,10 +132,10 @@ def curve_rows(view: StudyView) -> Iterator[Tuple[int, Any, str, float]]:
 
 
 def trial_log_paths(study_dir: str, t: TrialView) -> List[str]:
-    """The trial's own output files, then the scheduler's log of its last job."""
+    """The trial's own output files, then the scheduler's log of its last job (empty ones too)."""
     tdir = trial_dir(study_dir, t.trial_id)
     paths = sorted(p for pattern in ("*.out", "*.err", "*.log") for p in glob.glob(os.path.join(tdir, pattern)))
     if t.job_id:
         paths += sorted(glob.glob(os.path.join(study_dir, "slurm", "**", f"{t.job_id}_*_log.*"), recursive=True))
-    return [p for p in paths if os.path.getsize(p) > 0 or p.endswith(".err")]
+    return paths
 
