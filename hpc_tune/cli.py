@@ -14,6 +14,7 @@ from tabulate import tabulate
 
 from . import __version__
 from .errors import UserError
+from .journal import Journal
 from .spec import Spec, load_spec
 from .study import create_study, default_state_dir, find_study, list_studies, load_view
 from .summary import (best_trial, curve_rows, export_rows, flat_row, metric_of, no_metric_hint, study_state,
@@ -108,6 +109,14 @@ def _slurm_overrides(args: argparse.Namespace) -> Dict[str, Any]:
             out[key] = value
     if getattr(args, "sbatch", None):
         out["extra"] = list(args.sbatch)
+    if "time" in out:
+        from .backends.base import slurm_time_minutes
+
+        try:
+            slurm_time_minutes(out["time"])
+        except ValueError:
+            raise UserError(f"--time {out['time']}: not a Slurm time; write MM, MM:SS, HH:MM:SS or D-HH:MM:SS "
+                            f"(e.g. --time 30 or --time 2:00:00)") from None
     return out
 
 
@@ -315,8 +324,31 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if holder:
         raise UserError(f"study {view.study_id} already has a running controller ({holder}); "
                         f"`hpc-tune cancel` stops it")
-    backend = args.backend or view.info.get("backend") or default_backend_name()
+    backend = _resume_options(study_dir, view, args)
     return _start_controller(study_dir, backend, args)
+
+
+def _resume_options(study_dir: str, view: Any, args: argparse.Namespace) -> str:
+    """Record what `resume` changes for the trials submitted from now on (the per-trial
+    Slurm options, the backend) so that the controller, here or as a Slurm job, uses it;
+    refuse a change of backend while trials still run on the old one. Returns the backend."""
+    before = view.info.get("backend") or default_backend_name()
+    backend = args.backend or before
+    if backend != before:
+        there = [t for t in view.live() if t.submitted]
+        if there:
+            raise UserError(
+                f"study {view.study_id} runs its trials on {before}, and {len(there)} of them still do "
+                f"(trial {', '.join(str(t.trial_id) for t in there[:5])}{' ...' if len(there) > 5 else ''}): "
+                f"--backend {backend} would lose them. Resume without --backend (add --foreground to run the "
+                f"controller here), or let them end first")
+    overrides = _slurm_overrides(args)
+    if overrides or backend != before:
+        Journal(study_dir).append({"e": "options", "slurm": overrides, "backend": backend})
+        changed = ", ".join(f"{k}={v}" for k, v in overrides.items())
+        print("from now on: " + ", ".join(x for x in (changed, f"backend {backend}" if backend != before else "")
+                                            if x))
+    return backend
 
 
 def cmd_export(args: argparse.Namespace) -> int:

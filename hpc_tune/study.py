@@ -16,6 +16,7 @@ Events (field ``e``) and what they mean:
     report     {id, end, data}                         one result line copied from result.jsonl
     retry      {id, attempt, reason, counted}          resubmitted (time limit, node failure, preemption)
     end        {id, state, value, reason, raw}         final: completed/failed/stopped/cancelled
+    options    {slurm, backend}                        `resume` changed per-trial Slurm options / backend
     cancel     {reason}                                a user asked the study to stop
     study_end  {state, reason}                         finished/early_stopped/cancelled/failed
     controller {action, host, pid, job}                a controller started or stopped
@@ -285,6 +286,20 @@ class StudyView:
         metric = self.info.get("metric")
         return t.curve(metric) if metric else ()
 
+    def _apply_options(self, event: Dict[str, Any]) -> None:
+        """``resume``'s options over the study record's: later values win, extra sbatch
+        options add up."""
+        slurm = dict(self.info.get("slurm") or {})
+        new = event.get("slurm")
+        if isinstance(new, dict):
+            extra = list(slurm.get("extra") or []) + list(new.get("extra") or [])
+            slurm.update({k: v for k, v in new.items() if k != "extra"})
+            if extra:
+                slurm["extra"] = extra
+        self.info["slurm"] = slurm
+        if isinstance(event.get("backend"), str):
+            self.info["backend"] = event["backend"]
+
     # -- the fold ---------------------------------------------------------------
     def apply(self, event: Dict[str, Any]) -> None:
         kind = event.get("e")
@@ -309,6 +324,8 @@ class StudyView:
                 self.ended = dict(event)
             elif kind == "cancel":
                 self.cancel_requested = str(event.get("reason", "cancelled by the user"))
+            elif kind == "options":
+                self._apply_options(event)
             elif kind == "controller":
                 self.controllers.append(dict(event))
             elif kind == "warning":
