@@ -65,7 +65,7 @@ _FAILED_STATES = {
 _RETRY_STATES = {
     JobState.TIMEOUT: "time limit reached (TIMEOUT)",
     JobState.NODE_FAIL: "node failure (NODE_FAIL)",
-    JobState.LOST: "the job vanished from the scheduler",
+    JobState.LOST: "the job vanished",
 }
 MAX_SUBMIT_PER_CYCLE = 1000
 # The pause between cycles (see Controller._sleep_time): 0.25 s with up to 50 live trials,

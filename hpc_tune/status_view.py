@@ -254,7 +254,7 @@ def format_status(view: StudyView, trials: Optional[List[TrialView]] = None, hei
     best = best_trial(view)
     if best is not None:
         lines.append(f"best:     trial {best.trial_id}, {metric} = {best.value:.6g}  "
-                     + " ".join(f"{k}={v}" for k, v in best.params.items()))
+                     + " ".join(f"{k}={format_numbers([v])[0]}" for k, v in best.params.items()))
     warnings = [f"warning: {w}" for w in view.warnings[-3:]]
     chosen = trials if trials is not None else sorted(view.trials.values(), key=lambda t: t.trial_id)[-MAX_ROWS:]
     total = len(view.trials)
