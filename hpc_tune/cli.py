@@ -152,7 +152,12 @@ def _start_controller(study_dir: str, backend: str, args: argparse.Namespace) ->
           f"  stop it:     hpc-tune cancel {study_id}")
     if not args.wait:
         return 0
-    end = _wait_for_end(study_dir)
+    try:
+        end = _wait_for_end(study_dir)
+    except KeyboardInterrupt:
+        print(f"stopped following; the study runs on (controller: Slurm job {job}): `hpc-tune status {study_id} "
+              f"--watch` follows it, `hpc-tune cancel {study_id}` stops it")
+        return 130
     _print_end(study_dir, end)
     return 0 if end.get("state") in ("finished", "early_stopped") else 1
 

@@ -20,8 +20,9 @@ hpc_tune.report(step=3, val=lr * 10)  # a key on one line only
 """
 
 
-def cli(*args, check=True):
-    res = subprocess.run([sys.executable, "-m", "hpc_tune", *args], capture_output=True, text=True, timeout=300)
+def cli(*args, check=True, env=None):
+    res = subprocess.run([sys.executable, "-m", "hpc_tune", *args], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, **(env or {})})
     if check and res.returncode != 0:
         raise AssertionError(f"hpc-tune {' '.join(args)} exited {res.returncode}\n{res.stdout}\n{res.stderr}")
     return res
@@ -81,3 +82,12 @@ def test_a_grid_without_a_metric_shows_every_reported_number(tmp_path):
     assert (best["trial"], best["value"], best["params"]) == (1, 0.4, {"lr": 0.001, "layers": 2})
     best = json.loads(cli("best", study, "--metric", "loss", "--json").stdout)
     assert best["trial"] == 0 and best["value"] == 1 / 3 + 0.001
+
+
+def test_watch_draws_a_frame_that_fits_the_terminal(tmp_path):
+    study = run_grid(tmp_path)
+    out = cli("status", study, "--watch", env={"LINES": "9", "COLUMNS": "200"}).stdout  # ended: one frame
+    assert out.startswith("\033[H\033[2J")
+    frame = out[len("\033[H\033[2J"):].rstrip("\n").split("\n")
+    assert len(frame) <= 9 and frame[1].startswith("progress: 4 of 4 trials")
+    assert frame[-1].startswith("(") and frame[-2].startswith("3 ")  # the newest rows, under the header
