@@ -11,11 +11,12 @@ Two halves, both language-agnostic at the file level (see DESIGN.md, "Trial prot
 
       started.json  {"job_id", "restart_count", "attempt", "started", "host", "pid", "child_pid"}
       exit.json     {"exit_code", "signal", "job_id", "restart_count", "attempt", "started",
-                     "ended", "host", "signals_received"[, "error"]}
+                     "ended", "host", "signals_received"[, "error"][, "timed_out"]}
 
   ``exit_code`` is the command's (128+N if signal N killed it, 127 with "error" if it could
   not start); ``signals_received`` lists what the job got (SIGUSR2: the scheduler's warning
-  before a time limit or preemption); ``job_id`` is the backend's id (``123_4`` for an array
+  before a time limit or preemption; ``timed_out``: the local backend's time limit ended the
+  command, see ``TimeLimit``); ``job_id`` is the backend's id (``123_4`` for an array
   task), so a record left by an earlier job of the same folder is recognised.
 
   ``exit.json`` means "this job is over for good". A job that Slurm itself ends after a signal

@@ -5,7 +5,7 @@ stdout/stderr appended to ``TRIAL_DIR/stdout.log`` / ``stderr.log``; its id is `
 
 Everything a restarted controller needs is on disk, in the trial folder:
 
-    job.json            what to run (command, env, cwd, gpus), read by the wrapper
+    job.json            what to run (command, env, cwd, gpus, time limit), read by the wrapper
     local-<pid>.json    the registry: pid + process start time (so a reused pid is not mistaken
                         for our job), gpus, devices granted, cancelled flag
     slot.json           the GPUs granted to the job (the wrapper waits for it when gpus > 0)
