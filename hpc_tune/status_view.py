@@ -7,7 +7,6 @@ digits: as few as keep the distinct values of a column distinct.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -15,9 +14,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from tabulate import tabulate
 
 from .errors import UserError
-from .search.base import TrialState
-from .study import SPEC_FILE, StudyView, TrialView
-from .summary import format_duration, best_trial, metric_names, study_state, trial_row
+from .journal import StudyView
+from .summary import best_trial, format_duration, metric_names, study_state, trial_row
+from .trials import TrialRecord, TrialState
 
 MAX_METRIC_COLUMNS = 4  # without a study metric: the first keys reported, the rest in --json
 MAX_ROWS = 200  # without --top: the last rows, the rest in --json
@@ -29,10 +28,10 @@ MULTI_FIDELITY_KEYS = ("bracket", "rung", "interval")  # trial meta shown as col
 
 def study_plan(view: StudyView) -> Optional[Any]:
     """The frozen spec of the study, or None when it cannot be read (then no plan is shown)."""
-    from .spec import load_spec
+    from .study import study_spec
 
     try:
-        return load_spec(os.path.join(view.study_dir, SPEC_FILE), base_dir=view.info.get("base_dir"))
+        return study_spec(view)
     except Exception:  # a status must show what it can; the spec was valid when submitted
         return None
 
@@ -156,11 +155,11 @@ def _state_filter(states: Optional[str]) -> Optional[set]:
     return wanted
 
 
-def _sort_key(view: StudyView, key: str, metrics: Sequence[str]) -> Callable[[TrialView], Any]:
+def _sort_key(view: StudyView, key: str, metrics: Sequence[str]) -> Callable[[TrialRecord], Any]:
     """A getter for ``key``: trial, state, value, run_time, resource, a parameter, a
     multi-fidelity key or a reported key."""
     params = {p for t in view.trials.values() for p in t.params}
-    getters: Dict[str, Callable[[TrialView], Any]] = {
+    getters: Dict[str, Callable[[TrialRecord], Any]] = {
         "trial": lambda t: t.trial_id, "state": lambda t: t.state.value, "value": lambda t: t.value,
         "run_time": lambda t: t.run_time, "resource": lambda t: t.resource,
     }
@@ -178,7 +177,7 @@ def _sort_key(view: StudyView, key: str, metrics: Sequence[str]) -> Callable[[Tr
 
 
 def select(view: StudyView, states: Optional[str] = None, sort: Optional[str] = None,
-           top: Optional[int] = None) -> List[TrialView]:
+           top: Optional[int] = None) -> List[TrialRecord]:
     """The trials to show: of ``states`` (comma-separated), ordered by ``sort`` (a column,
     ``-column`` for descending; missing values last), the first ``top`` of them. ``top``
     without ``sort`` means the best by the study's metric."""
@@ -236,7 +235,7 @@ def format_numbers(values: Sequence[Any]) -> List[str]:
     return out
 
 
-def format_status(view: StudyView, trials: Optional[List[TrialView]] = None, height: Optional[int] = None,
+def format_status(view: StudyView, trials: Optional[List[TrialRecord]] = None, height: Optional[int] = None,
                   spec: Any = None, now: Optional[float] = None) -> str:
     """The study for a person: a header (state, progress, the current rung, the best trial)
     and one row per trial in ``trials`` (default: the last ``MAX_ROWS``). With ``height``
@@ -270,7 +269,7 @@ def format_status(view: StudyView, trials: Optional[List[TrialView]] = None, hei
     return "\n".join(lines + warnings)
 
 
-def _table(view: StudyView, trials: List[TrialView], metric: Optional[str]) -> str:
+def _table(view: StudyView, trials: List[TrialRecord], metric: Optional[str]) -> str:
     params: Dict[str, None] = {}
     for t in trials:
         params.update(dict.fromkeys(t.params))
@@ -294,7 +293,7 @@ def _table(view: StudyView, trials: List[TrialView], metric: Optional[str]) -> s
     return tabulate(rows, headers=[name for name, _ in columns], disable_numparse=True)
 
 
-def status_dict(view: StudyView, trials: Optional[List[TrialView]] = None, spec: Any = None) -> Dict[str, Any]:
+def status_dict(view: StudyView, trials: Optional[List[TrialRecord]] = None, spec: Any = None) -> Dict[str, Any]:
     """``status --json``: the header's facts and every chosen trial with all its reported keys."""
     state = study_state(view)
     spec = spec if spec is not None else study_plan(view)

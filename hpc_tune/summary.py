@@ -1,13 +1,13 @@
-"""Reading a study for people and programs: status tables, the best trial, exports."""
+"""Reading a study for people and programs: the best trial, exports, logs (the status
+view is ``hpc_tune.status_view``)."""
 from __future__ import annotations
 
-import glob
-import os
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from .search.base import TrialState
-from .study import LEASE_FILE, StudyView, TrialView, holder_description, trial_dir
-from .trial import read_json
+from .controller.lease import lease_holder
+from .journal import StudyView
+from .paths import StudyPaths
+from .trials import VALUE_STATES, TrialRecord
 
 
 def study_state(view: StudyView) -> str:
@@ -15,8 +15,7 @@ def study_state(view: StudyView) -> str:
         return str(view.ended.get("state"))
     if view.cancel_requested is not None:
         return "cancelling"
-    lease = read_json(os.path.join(view.study_dir, LEASE_FILE))
-    if holder_description(lease):
+    if lease_holder(view.study_dir):
         return "running"
     if any(c.get("action") == "submitted" for c in view.controllers[-1:]):
         return "controller queued"
@@ -24,7 +23,7 @@ def study_state(view: StudyView) -> str:
 
 
 def best_trial(view: StudyView, metric: Optional[str] = None, maximize: Optional[bool] = None
-               ) -> Optional[TrialView]:
+               ) -> Optional[TrialRecord]:
     """The best completed (or stopped) trial by the study's metric, or by ``metric`` (its
     last reported value; ``maximize`` says which way, default: the study's way for its own
     metric, else minimize)."""
@@ -37,7 +36,7 @@ def best_trial(view: StudyView, metric: Optional[str] = None, maximize: Optional
     by_journal = metric == own  # the value the controller recorded at the end
     done = []
     for t in view.trials.values():
-        if t.state not in (TrialState.COMPLETED, TrialState.STOPPED):
+        if t.state not in VALUE_STATES:
             continue
         value = t.value if by_journal else t.last(metric)
         if value is not None:
@@ -49,7 +48,7 @@ def best_trial(view: StudyView, metric: Optional[str] = None, maximize: Optional
     return min(done, key=lambda vt: (vt[0], vt[1].trial_id))[1]
 
 
-def metric_of(view: StudyView, t: TrialView, metric: str) -> Optional[float]:
+def metric_of(view: StudyView, t: TrialRecord, metric: str) -> Optional[float]:
     """What ``best_trial`` ranked ``t`` by."""
     return t.value if metric == view.info.get("metric") else t.last(metric)
 
@@ -85,7 +84,7 @@ def metric_names(view: StudyView) -> List[str]:
     return list(names)
 
 
-def trial_row(t: TrialView, keys: List[str]) -> Dict[str, Any]:
+def trial_row(t: TrialRecord, keys: List[str]) -> Dict[str, Any]:
     """One trial for programs: parameters and the last value of every reported key nested."""
     row: Dict[str, Any] = {"trial": t.trial_id, "state": t.state.value, "value": t.value,
                            "params": dict(t.params),
@@ -131,11 +130,11 @@ def curve_rows(view: StudyView) -> Iterator[Tuple[int, Any, str, float]]:
                     yield t.trial_id, step, key, v
 
 
-def trial_log_paths(study_dir: str, t: TrialView) -> List[str]:
+def trial_log_paths(study_dir: str, t: TrialRecord) -> List[str]:
     """The trial's own output files, then the scheduler's log of its last job (empty ones too)."""
-    tdir = trial_dir(study_dir, t.trial_id)
-    paths = sorted(p for pattern in ("*.out", "*.err", "*.log") for p in glob.glob(os.path.join(tdir, pattern)))
+    study = StudyPaths(study_dir)
+    paths = study.trial(t.trial_id).own_logs()
     if t.job_id:
-        paths += sorted(glob.glob(os.path.join(study_dir, "slurm", "**", f"{t.job_id}_*_log.*"), recursive=True))
+        paths += study.scheduler_logs(t.job_id)
     return paths
 
