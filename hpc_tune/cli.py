@@ -244,6 +244,8 @@ def _chosen(args: argparse.Namespace) -> bool:
 
 
 def _status_all(args: argparse.Namespace) -> int:
+    from .status_view import planned_trials, study_plan
+
     rows = []
     for d in list_studies(_state_dir(args)):
         try:
@@ -252,7 +254,9 @@ def _status_all(args: argparse.Namespace) -> int:
             rows.append({"study": os.path.basename(d), "state": f"unreadable: {exc}"})
             continue
         best = best_trial(view)
+        spec = study_plan(view)
         rows.append({"study": view.study_id, "state": study_state(view), "trials": len(view.trials),
+                     "planned": planned_trials(spec) if spec is not None else None,
                      **{k: v for k, v in view.counts().items()},
                      "best": None if best is None else best.value})
     if args.json:

@@ -53,6 +53,8 @@ def test_a_grid_without_a_metric_shows_every_reported_number(tmp_path):
 
     text = cli("status", study).stdout
     assert "progress: 4 of 4 trials ended (100 %)" in text
+    (listed,) = json.loads(cli("status", "--state-dir", os.path.dirname(study), "--json").stdout)
+    assert (listed["trials"], listed["planned"], listed["completed"]) == (4, 4, 4)
     header = next(line for line in text.splitlines() if line.startswith("trial"))
     assert header.split()[:6] == ["trial", "state", "lr", "layers", "loss", "acc"] and "val" in header
 
