@@ -31,7 +31,7 @@ TEMPLATE_DIRS = (os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__
 def study_backend(view: StudyView, spec: Spec) -> Backend:
     if view.info.get("backend") == "slurm":
         return make_backend("slurm", folder=view.paths.slurm_dir, options=spec.slurm)
-    return make_backend("local")
+    return make_backend("local", time_limit=spec.slurm.time)
 
 
 # ------------------------------------------------------------------ the controller
