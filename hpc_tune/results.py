@@ -120,6 +120,8 @@ class Study:
     gpus_per_trial: int
     warnings: List[str] = field(default_factory=list)
     algorithm_settings: Dict[str, Any] = field(default_factory=dict)  # eta, max_iter, resource name...
+    log_params: Tuple[str, ...] = ()  # parameters drawn on a log scale (loguniform, logspace, ...)
+    ended: Optional[float] = None  # when the study ended, None while it runs
     read_at: float = 0.0  # when this snapshot was read
 
     def __iter__(self) -> Iterator[TrialResult]:
@@ -288,7 +290,10 @@ def load_study(path_or_id: str, state_dir: Optional[str] = None) -> Study:
         algorithm=str(getattr(getattr(spec, "algorithm", None), "kind", "") or "unknown"),
         metric=metric, optimization=optimization if metric else None, directions=directions, trials=trials,
         created=float(view.info.get("t") or 0) or None, gpus_per_trial=gpus, warnings=list(view.warnings),
-        algorithm_settings=_settings(spec), read_at=time.time())
+        algorithm_settings=_settings(spec), read_at=time.time(),
+        log_params=tuple(n for n, p in (spec.space.items() if spec is not None else ())
+                         if getattr(p, "log", False) or getattr(p, "log_axis", False)),
+        ended=float(view.ended["t"]) if view.ended and isinstance(view.ended.get("t"), (int, float)) else None)
 
 
 def _frozen_spec(study_dir: str) -> Any:
