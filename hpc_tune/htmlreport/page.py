@@ -68,7 +68,7 @@ def summary_rows(study: Study) -> List[Tuple[str, str]]:
     end = study.ended or study.read_at
 
     def hours(h: float) -> str:
-        return f"{h * g:.2f} GPU-hours ({h:.2f} job-hours × {g} GPU)" if g else f"{h:.2f} job-hours (no GPUs asked for)"
+        return f"{h * g:.2f} GPU-hours" if g else f"{h:.2f} job-hours"
 
     rows = [("state", study.state + (f": {study.reason}" if study.reason else "")),
             ("algorithm", study.algorithm + (f", metric {study.metric} ({study.optimization})" if study.metric
@@ -84,7 +84,8 @@ def summary_rows(study: Study) -> List[Tuple[str, str]]:
     rows += [
         ("wall time", f"{_duration(end - study.created) if study.created else ''} (from {_when(study.created)} to "
                       + (_when(study.ended) if study.ended else f"now, {_when(study.read_at)}") + ")"),
-        ("used by trials", hours(use["run_h"])),
+        ("GPUs per trial", f"{g}" if g else "none asked for: the hours below are hours of trial jobs"),
+        ("used by trials", hours(use["run_h"]) + (f" ({use['run_h']:.2f} job-hours)" if g else "")),
         ("of which spent on trials that ended badly",
          f"failed {hours(use['run_failed_h'])}; stopped early {hours(use['run_stopped_h'])}; cancelled "
          f"{hours(use['run_cancelled_h'])}; jobs resubmitted after a time limit, node failure or preemption "

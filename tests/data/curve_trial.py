@@ -1,7 +1,9 @@
 """A trial with a learning curve, for the report tests: reports ``loss`` and ``acc`` at every
 step (and ``lr_now`` every other step), sleeping between steps.
 
-    python curve_trial.py --x 0.3 [--y 2] [--resource 3] [--steps 5] [--sleep 0.1] [--no-metric]
+    python curve_trial.py --x 0.3 [--y 2] [--resource 3] [--steps 5] [--sleep 0.1] [--fail-above 0.9]
+
+With ``--fail-above``, a trial whose x is above it exits 3 after its first report.
 """
 import argparse
 import json
@@ -15,6 +17,7 @@ parser.add_argument("--y", type=float, default=0.0)
 parser.add_argument("--resource", type=float, default=None)
 parser.add_argument("--steps", type=int, default=5)
 parser.add_argument("--sleep", type=float, default=0.0)
+parser.add_argument("--fail-above", type=float, default=None)
 args = parser.parse_args()
 
 steps = int(args.resource) if args.resource is not None else args.steps
@@ -27,4 +30,6 @@ with open(os.environ["HPC_TUNE_RESULT_FILE"], "a") as fh:
             line["lr_now"] = 0.1 / step
         fh.write(json.dumps(line) + "\n")
         fh.flush()
+        if args.fail_above is not None and args.x > args.fail_above:
+            raise SystemExit(3)
         time.sleep(args.sleep)
