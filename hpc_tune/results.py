@@ -273,11 +273,14 @@ def load_study(path_or_id: str, state_dir: Optional[str] = None) -> Study:
     trials = []
     for tid in sorted(view.trials):
         tv = view.trials[tid]
+        attempts = fold.attempts_of(study_dir, tid, tv.started)
+        # the fold takes a start it never saw (a job too short for a poll) to be the end; the
+        # wrapper's record knows better
+        starts = [a.started for a in attempts if a.started is not None]
         trials.append(TrialResult(
             id=tid, params=dict(tv.params), state=tv.state.value, value=tv.value, reason=tv.reason,
-            resource=tv.resource, meta=dict(tv.meta), created=tv.created or None, started=tv.started,
-            ended=tv.ended, attempts=fold.attempts_of(study_dir, tid, tv.state.value, tv.reason, tv.started,
-                                                      tv.ended),
+            resource=tv.resource, meta=dict(tv.meta), created=tv.created or None,
+            started=min(starts) if starts else tv.started, ended=tv.ended, attempts=attempts,
             curves=fold.curves.get(tid, {}), n_reports=tv.n_reports))
     gpus = 0
     slurm = view.info.get("slurm") or {}
@@ -404,8 +407,7 @@ class _AttemptsAndCurves:
             cur[5] = str(event.get("state"))
             cur[6] = str(event.get("reason", ""))
 
-    def attempts_of(self, study_dir: str, tid: int, state: str, reason: str, started: Optional[float],
-                    ended: Optional[float]) -> List[Attempt]:
+    def attempts_of(self, study_dir: str, tid: int, started: Optional[float]) -> List[Attempt]:
         from .study import trial_dir
         from .trial import read_exit_record, read_started_record
 
@@ -414,17 +416,20 @@ class _AttemptsAndCurves:
             return []
         # The wrapper's records name the node and Slurm's requeues; only the last job's survive.
         tdir = trial_dir(study_dir, tid)
-        node, requeues = None, 0
+        node, requeues, wrapper_start = None, 0, None
         last = rows[-1]
         for record in (read_exit_record(tdir), read_started_record(tdir)):
             if record and last[1] and str(record.get("job_id")) == last[1]:
                 node = record.get("host") or node
                 requeues = max(requeues, int(record.get("restart_count") or 0))
+                if isinstance(record.get("started"), (int, float)):
+                    wrapper_start = float(record["started"])
         out = []
         for i, (attempt, job, queued, start, end, outcome, why) in enumerate(rows):
             is_last = i == len(rows) - 1
-            if is_last and outcome == "running" and start is None:
-                start = started
+            if is_last and start is None:
+                # not seen running by a poll (a short job, or stopped early): the wrapper's own start
+                start = wrapper_start if wrapper_start is not None else (started if outcome == "running" else None)
             out.append(Attempt(attempt=attempt, job_id=job, queued=queued, started=start, ended=end,
                                outcome=outcome, reason=why, node=node if is_last else None,
                                requeues=requeues if is_last else 0))

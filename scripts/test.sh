@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command of the README: installs hpc-tune with its test extras, brings up the
-# one-node Slurm cluster when this machine can run one (root on Debian), and runs pytest.
-# In CI (CI=true) a cluster that cannot be started fails the run; elsewhere the Slurm
-# tests skip and say how to start one.
+# one-node Slurm cluster and installs Debian's Chromium (for the report's browser tests) when
+# this machine can (root on Debian), and runs pytest. In CI (CI=true) a cluster or browser
+# that cannot be had fails the run; elsewhere those tests skip and say how to get them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,10 @@ python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     if ! scripts/slurm-cluster.sh up; then
         echo "test.sh: the Slurm cluster did not come up (see above)" >&2
+        [ "${CI:-}" = true ] && exit 1
+    fi
+    if ! scripts/install-chromium.sh; then
+        echo "test.sh: Chromium did not install (see above)" >&2
         [ "${CI:-}" = true ] && exit 1
     fi
 elif [ "${CI:-}" = true ]; then
