@@ -257,9 +257,16 @@ def load_study(path_or_id: str, state_dir: Optional[str] = None) -> Study:
     view = StudyView(study_dir)
     fold = _AttemptsAndCurves()
 
+    report, apply_view, apply_fold = fold.report, view.apply, fold.apply
+
     def handle(event: Dict[str, Any]) -> None:
-        view.apply(event)
-        fold.apply(event)
+        # Reports are most events: only this fold keeps them (every key, not only the
+        # metric's), the controller's fold would only redo part of the work.
+        if event.get("e") == "report":
+            report(event)
+        else:
+            apply_view(event)
+            apply_fold(event)
 
     view.offset = journal.scan(0, handle)
     if not view.info:
@@ -281,7 +288,7 @@ def load_study(path_or_id: str, state_dir: Optional[str] = None) -> Study:
             id=tid, params=dict(tv.params), state=tv.state.value, value=tv.value, reason=tv.reason,
             resource=tv.resource, meta=dict(tv.meta), created=tv.created or None,
             started=min(starts) if starts else tv.started, ended=tv.ended, attempts=attempts,
-            curves=fold.curves.get(tid, {}), n_reports=tv.n_reports))
+            curves=fold.curves_of(tid), n_reports=fold.n.get(tid, 0)))
     gpus = 0
     slurm = view.info.get("slurm") or {}
     if isinstance(slurm.get("gpus"), int):
@@ -341,41 +348,54 @@ class _AttemptsAndCurves:
     curve, and each attempt's times (submitted, running, retried, ended)."""
 
     def __init__(self) -> None:
-        self.curves: Dict[int, Dict[str, Curve]] = {}
-        self.n: Dict[int, int] = {}
+        # trial -> metric -> (steps, values, times): plain tuples on the hot path
+        self.curves: Dict[int, Dict[str, Tuple["array[float]", "array[float]", "array[float]"]]] = {}
+        self.n: Dict[int, int] = {}  # reports per trial (a line without numbers counts, as in the controller)
         # trial -> list of [attempt, job, queued, started, ended, outcome, reason]
         self.attempts: Dict[int, List[List[Any]]] = {}
+
+    def report(self, event: Dict[str, Any]) -> None:
+        # The hot path of loading a big study (a million reports): plain dict and array work.
+        tid = event.get("id")
+        data = event.get("data")
+        if type(tid) is not int or type(data) is not dict:
+            return
+        n = self.n.get(tid, 0)
+        self.n[tid] = n + 1
+        step = data.get("step", n)
+        ts = type(step)
+        if (ts is not float and ts is not int) or step - step != 0:
+            step = n
+        at = data.get("time", 0.0)
+        ta = type(at)
+        if (ta is not float and ta is not int) or at - at != 0:
+            at = 0.0
+        curves = self.curves.get(tid)
+        if curves is None:
+            curves = self.curves[tid] = {}
+        for k, v in data.items():
+            tv = type(v)
+            if tv is float:
+                if v - v != 0.0:  # inf, nan
+                    continue
+            elif tv is not int:
+                continue
+            if k == "step" or k == "time":
+                continue
+            c = curves.get(k)
+            if c is None:
+                c = curves[k] = (array("d"), array("d"), array("d"))
+            c[0].append(step)
+            c[1].append(v)
+            c[2].append(at)
+
+    def curves_of(self, tid: int) -> Dict[str, Curve]:
+        return {k: Curve(*c) for k, c in self.curves.get(tid, {}).items()}
 
     def apply(self, event: Dict[str, Any]) -> None:
         kind = event.get("e")
         tid = event.get("id")
         if type(tid) is not int:
-            return
-        if kind == "report":
-            data = event.get("data")
-            if type(data) is not dict:
-                return
-            n = self.n.get(tid, 0)
-            self.n[tid] = n + 1
-            step = data.get("step", n)
-            if type(step) not in (int, float) or step - step != 0:
-                step = n
-            at = data.get("time", 0.0)
-            if type(at) not in (int, float) or at - at != 0:
-                at = 0.0
-            curves = self.curves.get(tid)
-            if curves is None:
-                curves = self.curves[tid] = {}
-            for k, v in data.items():
-                if (type(v) is float and v - v == 0.0) or type(v) is int:
-                    if k == "step" or k == "time":
-                        continue
-                    c = curves.get(k)
-                    if c is None:
-                        c = curves[k] = Curve()
-                    c.steps.append(step)
-                    c.values.append(v)
-                    c.times.append(at)
             return
         t = float(event.get("t", 0.0))
         rows = self.attempts.setdefault(tid, [])

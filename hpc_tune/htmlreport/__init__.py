@@ -57,6 +57,7 @@ def write_report(study: Study, out_path: str, png_dir: Optional[str] = None) -> 
         for s in sections:
             if isinstance(s, Plot):
                 path = os.path.join(png_dir, f"{s.id}.png")
+                s.settle()
                 s.figure.savefig(path, dpi=150)
                 written.append(path)
     return written

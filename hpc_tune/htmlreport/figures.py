@@ -35,6 +35,21 @@ class Plot:
     figure: Figure
     caption: str = ""
 
+    def settle(self) -> None:
+        """Fix the layout once, without the rasterized layers: the constrained layout draws the
+        whole figure to measure it, which at 10,000 curves doubled the time of every save.
+        Idempotent; call it before saving."""
+        fig = self.figure
+        if fig.get_layout_engine() is None:
+            return
+        heavy = [a for ax in fig.axes for a in (*ax.collections, *ax.lines, *ax.images) if a.get_rasterized()]
+        for a in heavy:
+            a.set_visible(False)
+        fig.draw_without_rendering()
+        fig.set_layout_engine(None)  # None, not "none": savefig draws once more for any engine
+        for a in heavy:
+            a.set_visible(True)
+
 
 @dataclass
 class Missing:
@@ -104,7 +119,7 @@ def history(study: Study) -> List[Any]:
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"{study.metric} ({study.optimization})")
-    axes[0][0].legend(loc="best", fontsize=8)
+    axes[0][0].legend(loc="upper right", fontsize=8)
     _maybe_log_y(axes[0][0], v_id)
     best = study.best
     caption = (f"{len(done)} trials with a value; best: trial {best.id}, {study.metric} = {best.value:.6g}. "
@@ -264,7 +279,7 @@ def _curves_panel(ax: Any, study: Study, metric: str) -> None:
     ax.set_ylabel(metric + (f" ({direction})" if direction else ""))
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper right")  # not "best": it searches every point, seconds at 10,000 curves
 
 
 # ------------------------------------------------------------------------ multi-fidelity
@@ -340,7 +355,7 @@ def _rungs(study: Study) -> List[Any]:
             ax.set_ylabel(metric)
     for k in range(len(keys), rows * cols):
         axes[k // cols][k % cols].set_visible(False)
-    axes[0][0].legend(fontsize=7, loc="best")
+    axes[0][0].legend(fontsize=7, loc="upper right")
     n_promoted = sum(1 for t in study.trials if "rung" in t.meta and _parent(t) is not None)
     caption = (f"Each point is a trial at its rung's {resource_name}; a line joins a configuration to its "
                f"promotion ({n_promoted} promotions). Counts per rung: trials @ {resource_name}.")

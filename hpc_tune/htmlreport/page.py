@@ -97,6 +97,7 @@ def summary_rows(study: Study) -> List[Tuple[str, str]]:
 
 def _svg(plot: Plot, n: int) -> str:
     buf = io.StringIO()
+    plot.settle()
     with matplotlib.rc_context(SVG_RC):
         plot.figure.savefig(buf, format="svg", metadata={"Date": None})
     text = buf.getvalue()
