@@ -89,7 +89,7 @@ print(n)
 """
 
 PEER = """
-import json, sys, time
+import json, math, sys, time
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
@@ -107,7 +107,7 @@ with open(study_dir + "/journal.jsonl") as fh:
             inter.setdefault(e["id"], {})[int(e["data"]["step"])] = e["data"]["loss"]
         elif e["e"] == "end":
             state[e["id"]], value[e["id"]] = e["state"], e["value"]
-dists = {"lr": FloatDistribution(1e-4, 0.1, log=True), "width": CategoricalDistribution([16, 32, 64, 128]),
+dists = {"lr": FloatDistribution(math.exp(-9.2), math.exp(-2.3), log=True), "width": CategoricalDistribution([16, 32, 64, 128]),
          "act": CategoricalDistribution(["relu", "tanh"])}
 study = optuna.create_study(direction="minimize")
 states = {"completed": TrialState.COMPLETE, "stopped": TrialState.PRUNED, "failed": TrialState.FAIL}

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import math
 import os
-from array import array
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
 
 from .errors import UserError
 
@@ -44,11 +45,12 @@ class Attempt:
 
 @dataclass
 class Curve:
-    """One metric's reported points, in report order."""
+    """One metric's reported points, in report order (float64 arrays; ``times`` is 0 where the
+    line had no time)."""
 
-    steps: "array[float]" = field(default_factory=lambda: array("d"))
-    values: "array[float]" = field(default_factory=lambda: array("d"))
-    times: "array[float]" = field(default_factory=lambda: array("d"))
+    steps: np.ndarray
+    values: np.ndarray
+    times: np.ndarray
 
     def __len__(self) -> int:
         return len(self.values)
@@ -73,21 +75,21 @@ class TrialResult:
     @property
     def last(self) -> Dict[str, float]:
         """Every metric's last reported value."""
-        return {m: c.values[-1] for m, c in self.curves.items() if len(c)}
+        return {m: float(c.values[-1]) for m, c in self.curves.items() if len(c)}
 
     @property
     def minimum(self) -> Dict[str, float]:
-        return {m: min(c.values) for m, c in self.curves.items() if len(c)}
+        return {m: float(c.values.min()) for m, c in self.curves.items() if len(c)}
 
     @property
     def maximum(self) -> Dict[str, float]:
-        return {m: max(c.values) for m, c in self.curves.items() if len(c)}
+        return {m: float(c.values.max()) for m, c in self.curves.items() if len(c)}
 
     def curve(self, metric: str) -> List[Tuple[float, float]]:
         """(step, value) of ``metric`` as reported; a line without ``step`` counts as the
         trial's n-th report, as the stopping rules read it."""
         c = self.curves.get(metric)
-        return list(zip(c.steps, c.values)) if c else []
+        return list(zip(c.steps.tolist(), c.values.tolist())) if c else []
 
     @property
     def job_ids(self) -> List[str]:
@@ -153,7 +155,7 @@ class Study:
         for m, c in t.curves.items():
             d = self.directions.get(m)
             if d and len(c):
-                out[m] = max(c.values) if d == "maximize" else min(c.values)
+                out[m] = float(c.values.max() if d == "maximize" else c.values.min())
         return out
 
     def counts(self) -> Dict[str, int]:
@@ -211,17 +213,15 @@ class Study:
         """Every reported point in long form: columns ``trial``, ``metric``, ``step``,
         ``value``, ``time`` (a pandas DataFrame)."""
         pd = _pandas()
-        import numpy as np
-
         parts = {"trial": [], "metric": [], "step": [], "value": [], "time": []}
         for t in self.trials:
             for m, c in t.curves.items():
                 n = len(c)
                 parts["trial"].append(np.full(n, t.id, dtype=np.int64))
                 parts["metric"].append(np.full(n, m, dtype=object))
-                parts["step"].append(np.frombuffer(c.steps, dtype=np.float64))
-                parts["value"].append(np.frombuffer(c.values, dtype=np.float64))
-                parts["time"].append(np.frombuffer(c.times, dtype=np.float64))
+                parts["step"].append(c.steps)
+                parts["value"].append(c.values)
+                parts["time"].append(c.times)
         cols = {k: (np.concatenate(v) if v else np.array([], dtype=object if k == "metric" else np.float64))
                 for k, v in parts.items()}
         frame = pd.DataFrame(cols)
@@ -288,7 +288,7 @@ def load_study(path_or_id: str, state_dir: Optional[str] = None) -> Study:
             id=tid, params=dict(tv.params), state=tv.state.value, value=tv.value, reason=tv.reason,
             resource=tv.resource, meta=dict(tv.meta), created=tv.created or None,
             started=min(starts) if starts else tv.started, ended=tv.ended, attempts=attempts,
-            curves=fold.curves_of(tid), n_reports=fold.n.get(tid, 0)))
+            curves=fold.curves_of(tid), n_reports=fold.n_reports(tid)))
     gpus = 0
     slurm = view.info.get("slurm") or {}
     if isinstance(slurm.get("gpus"), int):
@@ -348,49 +348,67 @@ class _AttemptsAndCurves:
     curve, and each attempt's times (submitted, running, retried, ended)."""
 
     def __init__(self) -> None:
-        # trial -> metric -> (steps, values, times): plain tuples on the hot path
-        self.curves: Dict[int, Dict[str, Tuple["array[float]", "array[float]", "array[float]"]]] = {}
-        self.n: Dict[int, int] = {}  # reports per trial (a line without numbers counts, as in the controller)
+        # trial -> [reports so far, {keys of a line (in order): [n, *values, n, *values...]}]:
+        # lines with the same keys share one flat list, made into arrays once at the end
+        self.lines: Dict[int, List[Any]] = {}
         # trial -> list of [attempt, job, queued, started, ended, outcome, reason]
         self.attempts: Dict[int, List[List[Any]]] = {}
 
     def report(self, event: Dict[str, Any]) -> None:
-        # The hot path of loading a big study (a million reports): plain dict and array work.
+        # The hot path of loading a big study (a million reports): a line's values are kept
+        # with one extend; checking and splitting them into curves is done per trial, in bulk.
         tid = event.get("id")
         data = event.get("data")
         if type(tid) is not int or type(data) is not dict:
             return
-        n = self.n.get(tid, 0)
-        self.n[tid] = n + 1
-        step = data.get("step", n)
-        ts = type(step)
-        if (ts is not float and ts is not int) or step - step != 0:
-            step = n
-        at = data.get("time", 0.0)
-        ta = type(at)
-        if (ta is not float and ta is not int) or at - at != 0:
-            at = 0.0
-        curves = self.curves.get(tid)
-        if curves is None:
-            curves = self.curves[tid] = {}
-        for k, v in data.items():
-            tv = type(v)
-            if tv is float:
-                if v - v != 0.0:  # inf, nan
-                    continue
-            elif tv is not int:
-                continue
-            if k == "step" or k == "time":
-                continue
-            c = curves.get(k)
-            if c is None:
-                c = curves[k] = (array("d"), array("d"), array("d"))
-            c[0].append(step)
-            c[1].append(v)
-            c[2].append(at)
+        trial = self.lines.get(tid)
+        if trial is None:
+            trial = self.lines[tid] = [0, {}]
+        keys = tuple(data)
+        flat = trial[1].get(keys)
+        if flat is None:
+            flat = trial[1][keys] = []
+        flat.append(trial[0])
+        flat.extend(data.values())
+        trial[0] += 1
+
+    def n_reports(self, tid: int) -> int:
+        trial = self.lines.get(tid)
+        return trial[0] if trial else 0
 
     def curves_of(self, tid: int) -> Dict[str, Curve]:
-        return {k: Curve(*c) for k, c in self.curves.get(tid, {}).items()}
+        """Every numeric key's curve: (step, value, time) in report order. A line's step is its
+        ``step`` when that is a finite number, else its position among the trial's reports (as
+        the stopping rules read it); booleans, strings and non-finite values are no points."""
+        trial = self.lines.get(tid)
+        if not trial:
+            return {}
+        parts: Dict[str, List[Tuple[np.ndarray, ...]]] = {}
+        for keys, flat in trial[1].items():
+            width = len(keys) + 1
+            table = _numbers(flat, width)  # (lines, width): NaN where not a finite number
+            n = table[:, 0]
+            step = table[:, 1 + keys.index("step")] if "step" in keys else n
+            step = np.where(np.isnan(step), n, step)
+            at = table[:, 1 + keys.index("time")] if "time" in keys else np.zeros(len(n))
+            at[np.isnan(at)] = 0.0
+            for j, k in enumerate(keys):
+                if k in ("step", "time"):
+                    continue
+                v = table[:, 1 + j]
+                ok = ~np.isnan(v)
+                if ok.any():
+                    parts.setdefault(k, []).append((n[ok], step[ok], v[ok], at[ok]))
+        out = {}
+        for k, chunks in parts.items():
+            if len(chunks) == 1:
+                _, step, v, at = chunks[0]
+            else:  # lines of different keys interleave: back to report order
+                n, step, v, at = (np.concatenate(c) for c in zip(*chunks))
+                order = np.argsort(n, kind="stable")
+                step, v, at = step[order], v[order], at[order]
+            out[k] = Curve(step, v, at)
+        return out
 
     def apply(self, event: Dict[str, Any]) -> None:
         kind = event.get("e")
@@ -438,7 +456,12 @@ class _AttemptsAndCurves:
         tdir = trial_dir(study_dir, tid)
         node, requeues, wrapper_start = None, 0, None
         last = rows[-1]
-        for record in (read_exit_record(tdir), read_started_record(tdir)):
+        # The start record is rewritten by every run of the job (a requeue too), so it has the
+        # node and requeue count of the last run; the exit record only when it is missing.
+        records = [read_started_record(tdir)]
+        if not (records[0] and str(records[0].get("job_id")) == last[1]):
+            records.append(read_exit_record(tdir))
+        for record in records:
             if record and last[1] and str(record.get("job_id")) == last[1]:
                 node = record.get("host") or node
                 requeues = max(requeues, int(record.get("restart_count") or 0))
@@ -454,3 +477,13 @@ class _AttemptsAndCurves:
                                outcome=outcome, reason=why, node=node if is_last else None,
                                requeues=requeues if is_last else 0))
         return out
+
+
+def _numbers(flat: List[Any], width: int) -> np.ndarray:
+    """``flat`` as a (lines, width) float array, NaN for whatever is not a finite number."""
+    if set(map(type, flat)) <= {float, int}:  # nearly always: one conversion in C
+        table = np.array(flat, dtype=np.float64).reshape(-1, width)
+        table[~np.isfinite(table)] = np.nan
+        return table
+    clean = [float(x) if (type(x) is float or type(x) is int) and math.isfinite(x) else math.nan for x in flat]
+    return np.array(clean, dtype=np.float64).reshape(-1, width)

@@ -208,8 +208,11 @@ def parallel_coordinates(study: Study) -> List[Any]:
 # ---------------------------------------------------------------------------- importance
 
 
-def importance(study: Study, result: Optional[Dict[str, Any]]) -> List[Any]:
+def importance(study: Study) -> List[Any]:
+    from .importance import permutation_importance_of
+
     title = "Parameter importance"
+    result = permutation_importance_of(study)
     if result is None or "why_not" in result:
         return [Missing("importance", title, (result or {}).get("why_not", "no metric"))]
     names, mean, std = result["params"], np.array(result["mean"]), np.array(result["std"])
@@ -490,7 +493,6 @@ def timeline(study: Study) -> List[Any]:
     return [Plot("timeline", title, fig, caption)]
 
 
-def all_figures(study: Study, importance_result: Optional[Dict[str, Any]]) -> List[Any]:
-    """Every section's figure (or why it has none), in page order."""
-    return (history(study) + parallel_coordinates(study) + importance(study, importance_result)
-            + learning_curves(study) + multi_fidelity(study) + timeline(study))
+# Every section of the page, in page order: its name, and what draws it.
+SECTIONS = {"history": history, "parallel": parallel_coordinates, "importance": importance,
+            "curves": learning_curves, "fidelity": multi_fidelity, "timeline": timeline}

@@ -8,7 +8,8 @@ import io
 import json
 import re
 from importlib import resources
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import matplotlib
 
@@ -95,7 +96,17 @@ def summary_rows(study: Study) -> List[Tuple[str, str]]:
     return rows
 
 
-def _svg(plot: Plot, n: int) -> str:
+@dataclass
+class Drawn:
+    """A figure as it goes into the page: its SVG text."""
+
+    id: str
+    title: str
+    svg: str
+    caption: str = ""
+
+
+def svg_of(plot: Plot) -> Drawn:
     buf = io.StringIO()
     plot.settle()
     with matplotlib.rc_context(SVG_RC):
@@ -103,10 +114,11 @@ def _svg(plot: Plot, n: int) -> str:
     text = buf.getvalue()
     text = text[text.index("<svg"):]
     # The figures share one page: make matplotlib's ids (figure_1, clip paths...) unique.
-    prefix = f"f{n}-"
+    prefix = f"{plot.id}-"
     text = re.sub(r'\bid="', f'id="{prefix}', text)
     text = text.replace("url(#", f"url(#{prefix}").replace('href="#', f'href="#{prefix}')
-    return text.replace("<svg ", f'<svg class="plot" data-plot="{plot.id}" ', 1)
+    text = text.replace("<svg ", f'<svg class="plot" data-plot="{plot.id}" ', 1)
+    return Drawn(plot.id, plot.title, text, plot.caption)
 
 
 def _table_json(study: Study) -> str:
@@ -122,7 +134,7 @@ def _table_json(study: Study) -> str:
     return text.replace("</", "<\\/")  # never ends the script element early
 
 
-def render_page(study: Study, sections: Sequence[Any]) -> str:
+def render_page(study: Study, sections: Sequence[Union[Drawn, Missing]]) -> str:
     title = f"hpc-tune report: {study.id}"
     nav = " ".join(f'<a href="#{s.id}">{html.escape(s.title)}</a>' for s in sections) + ' <a href="#trials">Trials</a>'
     parts = [
@@ -139,12 +151,12 @@ def render_page(study: Study, sections: Sequence[Any]) -> str:
     parts.append("</table>")
     for w in study.warnings[-10:]:
         parts.append(f'<p class="warn">warning: {html.escape(w)}</p>')
-    for n, s in enumerate(sections):
+    for s in sections:
         parts.append(f'<h2 id="{s.id}">{html.escape(s.title)}</h2>')
         if isinstance(s, Missing):
             parts.append(f'<p class="why">Nothing to draw: {html.escape(s.why)}.</p>')
         else:
-            parts.append(f"<figure>{_svg(s, n)}<figcaption>{html.escape(s.caption)}</figcaption></figure>")
+            parts.append(f"<figure>{s.svg}<figcaption>{html.escape(s.caption)}</figcaption></figure>")
     parts += [
         '<h2 id="trials">Trials</h2>',
         '<input id="trials-filter" type="search" placeholder="filter: state=stopped value&lt;0.1 param.lr&gt;1e-3 or any text">',

@@ -136,3 +136,14 @@ def test_unknown_study_one_clear_message(tmp_path):
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.startswith("hpc-tune: error: no study 'no-such-study' under")
     assert os.listdir(tmp_path) == []
+
+
+def test_drawn_in_two_processes_the_page_is_the_same(tmp_path):
+    from hpc_tune.htmlreport import write_report
+
+    study = hpc_tune.load_study(write_study(str(tmp_path / "syn"), n_trials=120, n_steps=10, kind="asha"))
+    one = write_report(study, str(tmp_path / "serial.html"), png_dir=str(tmp_path / "a"), parallel=False)
+    two = write_report(study, str(tmp_path / "forked.html"), png_dir=str(tmp_path / "b"), parallel=True)
+    assert (tmp_path / "serial.html").read_text() == (tmp_path / "forked.html").read_text()
+    assert [Path(p).name for p in one[1:]] == [Path(p).name for p in two[1:]] and len(one) == 7
+    assert all(Path(p).stat().st_size > 1000 for p in two[1:])
