@@ -456,7 +456,8 @@ def timeline(study: Study) -> List[Any]:
     def scale(segs: List[List[Tuple[float, float]]]) -> List[List[Tuple[float, float]]]:
         return [[(x / factor, yy) for x, yy in seg] for seg in segs]
 
-    height = min(12.0, max(2.5, 0.16 * n + 1.4))
+    # labelled rows need their height; beyond that, rows are a texture and 7 inches show it
+    height = max(2.5, 0.16 * n + 1.4) if n <= 60 else 7.0
     lw = max(0.5, min(6.0, 72 * (height - 1.2) / max(n, 1) * 0.7))
     fig, axes = _figure(11, height)
     ax = axes[0][0]
