@@ -6,9 +6,9 @@
     study.to_dataframe()           # one row per trial (needs pandas: pip install 'hpc-tune[report]')
     study.curves()                 # every reported point, long form
 
-This module is the only reader of the study's internals (the journal and its fold, the trial
-folders' start and exit records) outside the controller: the report and anything else built
-on it see only the types below. It reads, never writes: a study that is running is read as a
+This module is where results meet the study's internals (the journal and its fold, the trial
+folders' start and exit records): the report and anything else built on it see only the
+types below, so a change of the journal or the trial model is ported here alone. It reads, never writes: a study that is running is read as a
 snapshot of now, and a copied study folder reads the same as the original.
 """
 from __future__ import annotations
@@ -64,7 +64,8 @@ class TrialResult:
     value: Optional[float]  # the study metric's value that counts (completed or stopped), else None
     reason: str = ""  # why it ended that way (a stopping rule, an exit code, ...)
     resource: Optional[float] = None  # the budget (Hyperband, ASHA, PBT)
-    meta: Dict[str, Any] = field(default_factory=dict)  # bracket, rung, parent, resume_from, member, interval...
+    meta: Dict[str, Any] = field(default_factory=dict)  # the searcher's records: bracket, rung, parent, member...
+    resume_from: Optional[int] = None  # the trial whose checkpoint this one started from
     created: Optional[float] = None
     started: Optional[float] = None
     ended: Optional[float] = None
@@ -199,7 +200,8 @@ class Study:
             row: Dict[str, Any] = {"trial": t.id, "state": t.state, "value": t.value}
             row.update({f"param.{k}": t.params.get(k) for k in params})
             row["resource"] = t.resource
-            row.update({k: t.meta.get(k) for k in meta})
+            row["resume_from"] = t.resume_from
+            row.update({k: t.meta.get(k) for k in meta if k != "resume_from"})
             last, best = t.last, self.best_values(t)
             row.update({f"last.{m}": last.get(m) for m in metrics})
             row.update({f"best.{m}": best.get(m) for m in directed})
@@ -248,8 +250,8 @@ def load_study(path_or_id: str, state_dir: Optional[str] = None) -> Study:
     ``./hpc-tune-studies``). Raises ``UserError`` saying what was looked for."""
     import time
 
-    from .journal import Journal
-    from .study import StudyView, find_study
+    from .journal import Journal, StudyView
+    from .study import find_study
     from .summary import study_state
 
     study_dir = find_study(str(path_or_id), state_dir)
@@ -271,7 +273,7 @@ def load_study(path_or_id: str, state_dir: Optional[str] = None) -> Study:
     view.offset = journal.scan(0, handle)
     if not view.info:
         raise UserError(f"{journal.path} has no study record: not an hpc-tune journal, or it was truncated")
-    spec = _frozen_spec(study_dir)
+    spec = _frozen_spec(view)
     metric = view.info.get("metric")
     optimization = view.info.get("optimization") or "minimize"
     directions = _directions(spec)
@@ -286,15 +288,11 @@ def load_study(path_or_id: str, state_dir: Optional[str] = None) -> Study:
         starts = [a.started for a in attempts if a.started is not None]
         trials.append(TrialResult(
             id=tid, params=dict(tv.params), state=tv.state.value, value=tv.value, reason=tv.reason,
-            resource=tv.resource, meta=dict(tv.meta), created=tv.created or None,
+            resource=tv.resource, meta=dict(tv.meta), resume_from=tv.resume_from, created=tv.created or None,
             started=min(starts) if starts else tv.started, ended=tv.ended, attempts=attempts,
             curves=fold.curves_of(tid), n_reports=fold.n_reports(tid)))
-    gpus = 0
     slurm = view.info.get("slurm") or {}
-    if isinstance(slurm.get("gpus"), int):
-        gpus = slurm["gpus"]
-    elif spec is not None:
-        gpus = int(spec.slurm.gpus or 0)
+    gpus = int(spec.slurm.gpus or 0) if spec is not None else int(slurm.get("gpus") or 0)
     return Study(
         id=view.study_id, path=study_dir, state=study_state(view), reason=str((view.ended or {}).get("reason") or ""),
         algorithm=str(getattr(getattr(spec, "algorithm", None), "kind", "") or "unknown"),
@@ -306,13 +304,14 @@ def load_study(path_or_id: str, state_dir: Optional[str] = None) -> Study:
         ended=float(view.ended["t"]) if view.ended and isinstance(view.ended.get("t"), (int, float)) else None)
 
 
-def _frozen_spec(study_dir: str) -> Any:
-    """The study's frozen copy of its file, or None when it no longer loads (a newer dialect,
-    a missing pathRef in a copied folder): the report then does without it."""
-    from .spec import load_spec
+def _frozen_spec(view: Any) -> Any:
+    """The study's frozen copy of its file with the options given at submission, or None when
+    it no longer loads (a newer dialect, a pathRef missing from a copied folder): the report
+    then does without it."""
+    from .study import study_spec
 
     try:
-        return load_spec(os.path.join(study_dir, "spec.yml"))
+        return study_spec(view)
     except Exception:
         return None
 
@@ -446,14 +445,14 @@ class _AttemptsAndCurves:
             cur[6] = str(event.get("reason", ""))
 
     def attempts_of(self, study_dir: str, tid: int, started: Optional[float]) -> List[Attempt]:
-        from .study import trial_dir
-        from .trial import read_exit_record, read_started_record
+        from .paths import StudyPaths
+        from .protocol import read_exit_record, read_started_record
 
         rows = self.attempts.get(tid, [])
         if not rows:
             return []
         # The wrapper's records name the node and Slurm's requeues; only the last job's survive.
-        tdir = trial_dir(study_dir, tid)
+        tdir = StudyPaths(study_dir).trial(tid).root
         node, requeues, wrapper_start = None, 0, None
         last = rows[-1]
         # The start record is rewritten by every run of the job (a requeue too), so it has the

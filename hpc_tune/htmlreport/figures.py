@@ -300,11 +300,11 @@ def multi_fidelity(study: Study) -> List[Any]:
 
 
 def _parent(t: TrialResult) -> Optional[int]:
-    for key in ("parent", "resume_from"):
-        v = t.meta.get(key)
-        if isinstance(v, int) and not isinstance(v, bool):
-            return v
-    return None
+    """The trial this one was promoted from (Hyperband, ASHA) or took its checkpoint from."""
+    v = t.meta.get("parent")
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    return t.resume_from
 
 
 def _rungs(study: Study) -> List[Any]:
