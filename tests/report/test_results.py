@@ -180,3 +180,33 @@ def test_a_running_study_is_read_as_it_is_now(tmp_path):
     done = hpc_tune.load_study(str(next(state.iterdir())))
     assert done.state == "finished" and done.ended is not None and all(len(t.curves["loss"]) == 8 for t in done)
     assert not math.isnan(done.best.value)
+
+
+@pytest.mark.parametrize("name", ["grid_retries", "hyperband_threshold"])
+def test_a_010_journal_loads_as_010_folded_it(tmp_path, name):
+    """The journals hpc-tune 0.1.0 wrote (tests/journal/data) read back as its fold read them,
+    with every reported key's curve and one attempt per job."""
+    data = Path(__file__).resolve().parents[1] / "journal" / "data"
+    study_dir = tmp_path / name
+    study_dir.mkdir()
+    (study_dir / "journal.jsonl").write_bytes((data / f"{name}.jsonl").read_bytes())
+    expected = json.loads((data / f"{name}.expected.json").read_text())
+    study = hpc_tune.load_study(str(study_dir))
+    assert study.id == expected["study_id"] and study.metric == expected["metric"]
+    assert study.state == expected["ended"]["state"] and study.reason == expected["ended"]["reason"]
+    assert study.algorithm == "unknown"  # no spec.yml beside the fixture: the report does without it
+    events = journal(str(study_dir))
+    for t in study.trials:
+        e = expected["trials"][str(t.id)]
+        assert (t.state, t.value, t.params, t.reason, t.n_reports) == (e["state"], e["value"], e["params"],
+                                                                       e["reason"], e["n_reports"])
+        assert t.last == {k: v for k, v in e["last_values"].items() if k not in ("step", "time")}
+        for m, (steps, values) in e["curves"].items():
+            assert t.curve(m) == list(zip(steps, values))
+        submitted = [x for x in events if x["e"] == "submitted" and x["id"] == t.id]
+        assert len(t.attempts) == e["attempt"] + 1 if submitted else t.attempts[0].job_id is None
+        if submitted:
+            assert t.job_ids[-1] == e["job_id"]
+    if name == "grid_retries":
+        outcomes = {a.outcome for t in study.trials for a in t.attempts}
+        assert {"completed", "failed", "cancelled", "retried", "preempted"} <= outcomes
