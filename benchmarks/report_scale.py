@@ -26,14 +26,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
-import os
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -107,7 +104,8 @@ with open(study_dir + "/journal.jsonl") as fh:
             inter.setdefault(e["id"], {})[int(e["data"]["step"])] = e["data"]["loss"]
         elif e["e"] == "end":
             state[e["id"]], value[e["id"]] = e["state"], e["value"]
-dists = {"lr": FloatDistribution(math.exp(-9.2), math.exp(-2.3), log=True), "width": CategoricalDistribution([16, 32, 64, 128]),
+dists = {"lr": FloatDistribution(math.exp(-9.2), math.exp(-2.3), log=True),
+         "width": CategoricalDistribution([16, 32, 64, 128]),
          "act": CategoricalDistribution(["relu", "tanh"])}
 study = optuna.create_study(direction="minimize")
 states = {"completed": TrialState.COMPLETE, "stopped": TrialState.PRUNED, "failed": TrialState.FAIL}
@@ -224,7 +222,7 @@ def _entry(p: Dict[str, Any], command: str) -> str:
         "| --- | --- | --- | --- |",
         f"| `hpc-tune report` | {r['wall_s']} s ({_fmt(r.get('cpu_s'), ' s')}) | {_fmt(r.get('size_mb'), ' MB')} | "
         f"{_fmt(o.get('median_s'), ' s')} ({', '.join(map(str, o.get('open_s', [])))}) |",
-        f"| Optuna 5 + plotly, same trials | "
+        "| Optuna 5 + plotly, same trials | "
         + (f"{peer['wall_s']} s ({_fmt(peer.get('cpu_s'), ' s')})" if "wall_s" in peer else "skipped")
         + (f" {peer['error'][:80]}" if peer.get("error") else "")
         + f" | {_fmt(peer.get('size_mb'), ' MB')} | "

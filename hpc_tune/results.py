@@ -8,13 +8,13 @@
 
 This module is where results meet the study's internals (the journal and its fold, the trial
 folders' start and exit records): the report and anything else built on it see only the
-types below, so a change of the journal or the trial model is ported here alone. It reads, never writes: a study that is running is read as a
-snapshot of now, and a copied study folder reads the same as the original.
+types below, so a change of the journal or the trial model is ported here alone. It reads,
+never writes: a study that is running is read as a snapshot of now, and a copied study folder
+reads the same as the original.
 """
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 

@@ -7,8 +7,8 @@ import html
 import io
 import json
 import re
-from importlib import resources
 from dataclasses import dataclass
+from importlib import resources
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import matplotlib
@@ -159,7 +159,8 @@ def render_page(study: Study, sections: Sequence[Union[Drawn, Missing]]) -> str:
             parts.append(f"<figure>{s.svg}<figcaption>{html.escape(s.caption)}</figcaption></figure>")
     parts += [
         '<h2 id="trials">Trials</h2>',
-        '<input id="trials-filter" type="search" placeholder="filter: state=stopped value&lt;0.1 param.lr&gt;1e-3 or any text">',
+        '<input id="trials-filter" type="search" '
+        'placeholder="filter: state=stopped value&lt;0.1 param.lr&gt;1e-3 or any text">',
         ' <span id="trials-count"></span>',
         '<div class="table-wrap"><table id="trials-table"></table></div>',
         f'<script type="application/json" id="trials-data">{_table_json(study)}</script>',

@@ -173,7 +173,8 @@ class Page:
     def _events(self, method: str) -> List[Dict[str, Any]]:
         # pull in whatever arrived meanwhile
         self.evaluate("1")
-        return [e["params"] for e in self.browser.events if e["method"] == method and e.get("sessionId") == self.session]
+        return [e["params"] for e in self.browser.events
+                if e["method"] == method and e.get("sessionId") == self.session]
 
     @property
     def console_errors(self) -> List[str]:
