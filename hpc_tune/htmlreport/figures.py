@@ -401,7 +401,13 @@ def _population(study: Study) -> List[Any]:
     tree = Plot("fidelity", "Population: family tree", fig,
                 "One row per member, one point per interval (coloured by the value). A red line: the member "
                 "took over another member's checkpoint (exploit); grey: it continued its own.")
-    # each member's parameters over the resource
+    # each member's parameters over the resource (the interval where trials carry none)
+    on_resource = all(t.resource is not None for t in study.trials if "member" in t.meta)
+    resource_name = study.algorithm_settings.get("resource") or "resource"
+
+    def at(t: TrialResult) -> float:
+        return float(t.resource) if on_resource else x_of(t)
+
     names = [n for n in sorted({k for t in study.trials for k in t.params})
              if all(isinstance(t.params.get(n), (int, float)) for t in study.trials if n in t.params)]
     if not names:
@@ -412,17 +418,19 @@ def _population(study: Study) -> List[Any]:
     for k, n in enumerate(names):
         ax2 = axes2[k // cols][k % cols]
         for m in members:
-            mt = sorted((t for t in study.trials if t.meta.get("member") == m and n in t.params), key=x_of)
-            ax2.plot([x_of(t) for t in mt], [t.params[n] for t in mt], drawstyle="steps-post", lw=1, alpha=0.8)
+            mt = sorted((t for t in study.trials if t.meta.get("member") == m and n in t.params), key=at)
+            # a trial's parameters hold up to the resource it trains to
+            ax2.plot([at(t) for t in mt], [t.params[n] for t in mt], drawstyle="steps-pre", lw=1, alpha=0.8)
         if n in study.log_params:
             ax2.set_yscale("log")
         ax2.set_title(n, fontsize=9)
-        ax2.set_xlabel(x_label)
+        ax2.set_xlabel(resource_name if on_resource else x_label)
         ax2.grid(alpha=0.3)
     for k in range(len(names), rows * cols):
         axes2[k // cols][k % cols].set_visible(False)
     return [tree, Plot("population-params", "Population: parameters over the resource", fig2,
-                       "Each member's parameters at each interval (one line per member).")]
+                       "Each member's parameters over the resource it trained to (one line per member; a "
+                       "jump is an exploit or an explore step).")]
 
 
 # ------------------------------------------------------------------------- Slurm timeline
