@@ -4,6 +4,7 @@ trial table sorts and filters. One report of each kind of study."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -147,3 +148,40 @@ def test_drawn_in_two_processes_the_page_is_the_same(tmp_path):
     assert (tmp_path / "serial.html").read_text() == (tmp_path / "forked.html").read_text()
     assert [Path(p).name for p in one[1:]] == [Path(p).name for p in two[1:]] and len(one) == 7
     assert all(Path(p).stat().st_size > 1000 for p in two[1:])
+
+
+def test_summary_hours_from_the_journal(tmp_path):
+    """GPU-hours used, lost and queued, recomputed from the journal's own events."""
+    from hpc_tune.htmlreport.page import resource_use, summary_rows
+
+    study_dir = write_study(str(tmp_path / "syn"), n_trials=60, n_steps=5, seed=2, gpus=2)
+    run = {"all": 0.0, "failed": 0.0, "stopped": 0.0, "cancelled": 0.0, "resubmitted": 0.0}
+    queue, started, queued, state = 0.0, {}, {}, {}
+    with open(os.path.join(study_dir, "journal.jsonl")) as fh:
+        events = [json.loads(line) for line in fh]
+    for e in events:
+        if e["e"] == "end":
+            state[e["id"]] = e["state"]
+    for e in events:
+        tid = e.get("id")
+        if e["e"] == "submitted":
+            queued[tid] = e["t"]
+        elif e["e"] == "state" and e["state"] == "running":
+            started[tid] = e["t"]
+            queue += e["t"] - queued[tid]
+        elif e["e"] in ("retry", "end"):
+            # an end carries the wrapper's own start and end times, which count over the polls'
+            h = ((e.get("ended") or e["t"]) - e.get("started", started[tid])) / 3600
+            run["all"] += h
+            if e["e"] == "retry":
+                run["resubmitted"] += h
+            elif state[tid] in ("failed", "stopped", "cancelled"):
+                run[state[tid]] += h
+    use = resource_use(hpc_tune.load_study(study_dir))
+    assert use["run_h"] == pytest.approx(run["all"]) and use["queue_h"] == pytest.approx(queue / 3600)
+    for k in ("failed", "stopped", "resubmitted"):
+        assert use[f"run_{k}_h"] == pytest.approx(run[k]) and run[k] > 0, k
+    rows = dict(summary_rows(hpc_tune.load_study(study_dir)))
+    assert rows["GPUs per trial"] == "2"
+    assert rows["used by trials"].startswith(f"{2 * run['all']:.2f} GPU-hours")
+    assert f"failed {2 * run['failed']:.2f} GPU-hours" in rows["of which spent on trials that ended badly"]
