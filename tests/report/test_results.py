@@ -172,6 +172,13 @@ def test_a_running_study_is_read_as_it_is_now(tmp_path):
         live = [t for t in study.trials if t.state in ("pending", "running")]
         assert live and all(t.ended is None for t in live)
         assert any(t.run_time is not None and t.run_time > 0 for t in live)
+        pytest.importorskip("matplotlib")
+        from hpc_tune.htmlreport import write_report
+
+        write_report(study, str(tmp_path / "now.html"))
+        page = (tmp_path / "now.html").read_text()
+        assert "the study was still running: a snapshot of that moment" in page
+        assert 'data-plot="timeline"' in page and 'data-plot="curves"' in page
         assert proc.wait(timeout=180) == 0
     finally:
         if proc.poll() is None:
