@@ -402,6 +402,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .htmlreport import write_report
+    from .results import load_study
+
+    study = load_study(args.study, args.state_dir)
+    out = args.output or f"{study.id}.html"
+    written = write_report(study, out, png_dir=args.png)
+    print(f"report of {study.id} ({len(study.trials)} trials, {study.state}): {written[0]}")
+    if len(written) > 1:
+        print(f"{len(written) - 1} figures as PNG in {args.png}")
+    return 0
+
+
 # ------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -524,6 +537,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="file to write (default: standard output)")
     common(p)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("report", help="one self-contained HTML file about a study (figures, Slurm timeline, "
+                                      "trial table); a running study is read as it is now")
+    study_arg(p)
+    p.add_argument("-o", "--output", help="the HTML file to write (default: STUDY_ID.html here)")
+    p.add_argument("--png", metavar="DIR", help="also write every figure as a PNG file in DIR")
+    common(p)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("controller", help=argparse.SUPPRESS)  # what the controller job runs
     p.add_argument("study_dir")

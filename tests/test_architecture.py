@@ -27,7 +27,10 @@ ALLOWED: Dict[str, Set[str]] = {
     "plan": {"search", "spec", "tuner"},
     "summary": {"controller", "journal", "paths", "trials"},
     "status_view": {"errors", "journal", "search", "spec", "study", "summary", "trials"},
-    "cli": {"backends", "controller", "errors", "journal", "plan", "spec", "study", "summary", "status_view", "tuner"},
+    "results": {"errors", "journal", "paths", "protocol", "study", "summary"},
+    "htmlreport": {"errors", "results"},
+    "cli": {"backends", "controller", "errors", "htmlreport", "journal", "plan", "results", "spec", "study", "summary",
+            "status_view", "tuner"},
     "__main__": {"cli"},
 }
 # modules that do no I/O, read no clock and start no process
