@@ -23,17 +23,14 @@ from .core import DecisionCore, job_prefix
 from .lease import Lease, lease_holder
 from .loop import Controller
 
-TEMPLATE_DIRS = (
-    os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                 "slurm_templates"),  # source tree
-    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "slurm_templates"),  # installed
-)
+# Inside the package, so that the wheel carries it (package data, see pyproject.toml).
+TEMPLATE_DIRS = (os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "slurm_templates"),)
 
 
 def study_backend(view: StudyView, spec: Spec) -> Backend:
     if view.info.get("backend") == "slurm":
         return make_backend("slurm", folder=view.paths.slurm_dir, options=spec.slurm)
-    return make_backend("local")
+    return make_backend("local", time_limit=spec.slurm.time)
 
 
 # ------------------------------------------------------------------ the controller

@@ -60,10 +60,7 @@ class Controller:
         self.journal = journal or Journal(study_dir)
         self.lease_lost = lease_lost
         self.core = DecisionCore(spec)
-        curves = tuple(p.metric.name for p in spec.early_stopping.policies)
-        if view is None or not set(curves) <= set(view.curve_metrics):
-            view = load_view(study_dir, self.journal, extra_curves=curves)
-        self.view: StudyView = view
+        self.view: StudyView = view if view is not None else load_view(study_dir, self.journal)
         self.backoff = Backoff()
         self._last_poll = float("-inf")
         self._stop_signal: Optional[str] = None
@@ -169,8 +166,12 @@ class Controller:
             tpaths = self.paths.trial(t.trial_id)
             record = read_exit_record(tpaths.root)
             lines = _read_from(tpaths.result, t.result_offset)
-            if record is not None or lines:
-                trials[t.trial_id] = TrialNews(record, lines)
+            # A pending trial's start record: running as soon as its wrapper says so, not
+            # at the next poll (the local backend's poll is as slow as Slurm's)
+            started = (read_started_record(tpaths.root) if record is None and t.state is TrialState.PENDING
+                       and (t.job_id or "") not in statuses else None)
+            if record is not None or lines or started is not None:
+                trials[t.trial_id] = TrialNews(record, lines, started)
         return News(trials, statuses)
 
     # --------------------------------------------------------------------- acting
