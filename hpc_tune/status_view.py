@@ -39,8 +39,17 @@ def study_plan(view: StudyView) -> Optional[Any]:
 
 def planned_trials(spec: Any) -> Optional[int]:
     """How many trials the study's algorithm plans, when that is known before it runs."""
-    from .spec.model import (AshaConfig, BayesConfig, GridConfig, HyperbandConfig, HyperoptConfig,
-                             IterativeConfig, MappingConfig, PbtConfig, RandomConfig)
+    from .spec.model import (
+        AshaConfig,
+        BayesConfig,
+        GridConfig,
+        HyperbandConfig,
+        HyperoptConfig,
+        IterativeConfig,
+        MappingConfig,
+        PbtConfig,
+        RandomConfig,
+    )
 
     algo = spec.algorithm
     if isinstance(algo, PbtConfig):
