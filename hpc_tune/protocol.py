@@ -68,7 +68,12 @@ def read_json(path: Union[str, "os.PathLike[str]"]) -> Optional[Dict[str, Any]]:
 
 def read_exit_record(trial_dir: str) -> Optional[Dict[str, Any]]:
     """The exit record of the trial folder, or None if there is none or it is garbage. Never raises."""
-    record = read_json(os.path.join(trial_dir, EXIT_RECORD))  # os.path: cheap in a 1,000-trial cycle
+    return read_exit_record_file(os.path.join(trial_dir, EXIT_RECORD))  # os.path: cheap in a 1,000-trial cycle
+
+
+def read_exit_record_file(path: str) -> Optional[Dict[str, Any]]:
+    """``read_exit_record`` from the record's own path (a controller keeps it between cycles)."""
+    record = read_json(path)
     if record is None:
         return None
     code = record.get("exit_code")

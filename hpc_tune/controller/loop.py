@@ -28,8 +28,8 @@ from ..backends import Backend, BackendBusy, BackendError
 from ..backends.slurm_commands import Backoff, SlurmCommands
 from ..journal import Journal, StudyView, load_view, refresh, write_snapshot
 from ..journal import events as ev
-from ..paths import StudyPaths
-from ..protocol import CHECKPOINT_DIR_ENV, read_exit_record, read_started_record
+from ..paths import StudyPaths, TrialPaths
+from ..protocol import CHECKPOINT_DIR_ENV, read_exit_record, read_exit_record_file, read_json, read_started_record
 from ..spec import Spec
 from ..trials import TrialState
 from . import checkpoints
@@ -75,6 +75,7 @@ class Controller:
         self._exhausted = False
         self._adopted = False
         self._snapshot_offset = self.view.offset
+        self._trial_files: Dict[int, TrialPaths] = {}  # each trial's file paths, joined once
         self._pruned: Set[int] = set()  # trials whose checkpoints were deleted (PBT)
 
     # ------------------------------------------------------------------ lifecycle
@@ -176,13 +177,16 @@ class Controller:
         check_starts = now - self._last_start_check >= max(START_CHECK_EVERY_S, pending / START_CHECKS_PER_S)
         if check_starts:
             self._last_start_check = now
+        files = self._trial_files
         for t in live:
-            tpaths = self.paths.trial(t.trial_id)
-            record = read_exit_record(tpaths.root)
+            tpaths = files.get(t.trial_id)
+            if tpaths is None:
+                tpaths = files[t.trial_id] = self.paths.trial(t.trial_id)
+            record = read_exit_record_file(tpaths.exit_record)
             lines = _read_from(tpaths.result, t.result_offset)
             # A pending trial's start record: running as soon as its wrapper says so, not
             # at the next poll (the local backend's poll is as slow as Slurm's)
-            started = (read_started_record(tpaths.root) if check_starts and record is None
+            started = (read_json(tpaths.started_record) if check_starts and record is None
                        and t.state is TrialState.PENDING and (t.job_id or "") not in statuses else None)
             if record is not None or lines or started is not None:
                 trials[t.trial_id] = TrialNews(record, lines, started)
