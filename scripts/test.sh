@@ -2,10 +2,10 @@
 # The test command of the README, and what CI runs (.ci/run). It tests hpc-tune as a user
 # gets it: builds the wheel, installs it with every extra (`[all]`) into a virtual
 # environment created fresh for this run (no -e, no system site-packages, nothing from an
-# earlier run), brings up the one-node Slurm cluster when this machine can run one (root on
-# Debian), and runs pytest with that environment against the installed package.
-# In CI (CI=true) a cluster that cannot be started fails the run; elsewhere the Slurm tests
-# skip and say how to start one. Arguments go to pytest.
+# earlier run), brings up the one-node Slurm cluster and installs Debian's Chromium (for the
+# report's browser tests) when this machine can (root on Debian), and runs pytest with that
+# environment against the installed package. In CI (CI=true) a cluster or browser that cannot
+# be had fails the run; elsewhere those tests skip and say how to get them. Arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +22,10 @@ echo "test.sh: testing $(basename "$wheel") installed in a fresh environment ($w
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     if ! scripts/slurm-cluster.sh up; then
         echo "test.sh: the Slurm cluster did not come up (see above)" >&2
+        [ "${CI:-}" = true ] && exit 1
+    fi
+    if ! scripts/install-chromium.sh; then
+        echo "test.sh: Chromium did not install (see above)" >&2
         [ "${CI:-}" = true ] && exit 1
     fi
 elif [ "${CI:-}" = true ]; then

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..backends.base import JobRequest, JobState, JobStatus
 from ..journal import StudyView
@@ -35,7 +35,9 @@ from ..journal import events as ev
 from ..paths import StudyPaths
 from ..protocol import RESULT_FILE
 from ..search import suggest
+from ..search.pbt import checkpoints_needed
 from ..spec import Spec, render
+from ..spec.model import PbtConfig
 from ..trials import TrialRecord, TrialState
 from .stopping import StoppingRule, rules_of
 
@@ -49,7 +51,7 @@ _FAILED_STATES = {
 _RETRY_STATES = {
     JobState.TIMEOUT: "time limit reached (TIMEOUT)",
     JobState.NODE_FAIL: "node failure (NODE_FAIL)",
-    JobState.LOST: "the job vanished from the scheduler",
+    JobState.LOST: "the job vanished",
 }
 MAX_SUBMIT_PER_CYCLE = 1000
 NO_EXIT_RECORD = "COMPLETED-no-exit-record"  # raw state: the job completed, its exit record not seen yet
@@ -63,6 +65,7 @@ class TrialNews:
 
     exit: Optional[Mapping[str, Any]] = None
     new_lines: bytes = b""
+    started: Optional[Mapping[str, Any]] = None  # the start record, read while the trial is pending
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,9 @@ class DecisionCore:
         self.spec = spec
         self.metric = spec.metric.name if spec.metric else None
         self.max_retries = spec.slurm.max_retries
-        self.rules = tuple(rules) if rules is not None else rules_of(spec.early_stopping)
+        self.rules = tuple(rules) if rules is not None else rules_of(spec.early_stopping, spec.algorithm)
+        # PBT: every trial gets its own checkpoint folder, a copy of its source's (see checkpoint_copy)
+        self.copies_checkpoints = isinstance(spec.algorithm, PbtConfig)
         resource = getattr(spec.algorithm, "resource", None)  # multi-fidelity searchers name it
         self.resource_param: Optional[str] = getattr(resource, "name", None)
 
@@ -115,6 +120,9 @@ class DecisionCore:
             status = news.statuses.get(t.job_id or "")
             if status is not None:
                 self._apply_status(d, t, status)
+            elif (t.state is TrialState.PENDING and tn is not None and tn.started is not None
+                  and tn.started.get("job_id") == t.job_id):
+                d.events.append(ev.StateChanged(t.trial_id, "running", "started"))
         return d
 
     def _apply_status(self, d: Decision, t: TrialRecord, status: JobStatus) -> None:
@@ -135,7 +143,10 @@ class DecisionCore:
         elif state is JobState.PREEMPTED:
             self._retry(d, t, "preempted and not requeued by Slurm", counted=False)
         elif state in _RETRY_STATES:
-            self._retry(d, t, _RETRY_STATES[state], counted=True, raw=status.raw)
+            reason = _RETRY_STATES[state]
+            if state is JobState.LOST and status.reason:
+                reason += f" ({status.reason})"
+            self._retry(d, t, reason, counted=True, raw=status.raw)
         else:
             reason = _FAILED_STATES.get(state, f"the job ended {status.raw or state.value}")
             if status.exit_code:
@@ -148,6 +159,8 @@ class DecisionCore:
                  if isinstance(record.get(k), (int, float)) and not isinstance(record.get(k), bool)}
         if code == 0:
             self._end_clean_exit(d, t, "exit 0", **times)
+        elif record.get("timed_out"):  # the local backend's time limit, as Slurm's TIMEOUT
+            self._retry(d, t, _RETRY_STATES[JobState.TIMEOUT], counted=True)
         elif "SIGUSR2" in (record.get("signals_received") or []):
             # The scheduler's warning before the time limit, and no requeue: resubmit.
             self._retry(d, t, f"time limit reached (exit code {code} after SIGUSR2)", counted=True)
@@ -273,7 +286,10 @@ class DecisionCore:
     # ------------------------------------------------------------------ what to submit
     def checkpoint_owner(self, view: StudyView, t: TrialRecord) -> int:
         """The trial whose checkpoint folder ``t`` uses: its own, or, when it resumes another's
-        work, that of the first trial of the chain (where the work was saved all along)."""
+        work (a Hyperband or ASHA promotion), that of the first trial of the chain (where the
+        work was saved all along). PBT: always its own, which starts as a copy."""
+        if self.copies_checkpoints:
+            return t.trial_id
         root, seen = t.trial_id, {t.trial_id}
         up = t.resume_from
         while up is not None and up not in seen and up in view.trials:
@@ -281,6 +297,26 @@ class DecisionCore:
             seen.add(up)
             up = view.trials[up].resume_from
         return root
+
+    def checkpoint_copy(self, view: StudyView, t: TrialRecord) -> Optional[Tuple[str, str]]:
+        """(source folder, the trial's own folder) when ``t`` starts from a copy of another
+        trial's checkpoint (PBT), made by the loop before ``t`` is submitted; else None."""
+        if not self.copies_checkpoints or t.resume_from is None:
+            return None
+        paths = StudyPaths(view.study_dir)
+        return paths.trial(t.resume_from).checkpoints, paths.trial(t.trial_id).checkpoints
+
+    def checkpoints_to_delete(self, view: StudyView, done: AbstractSet[int]) -> List[int]:
+        """PBT with ``keep_checkpoints: needed``: the ended trials (not in ``done``) whose
+        checkpoints no trial may start from any more (``search.pbt.checkpoints_needed``)."""
+        algo = self.spec.algorithm
+        if not isinstance(algo, PbtConfig) or algo.keep_checkpoints == "all":
+            return []
+        ended = [tid for tid, t in view.trials.items() if t.state.finished and tid not in done]
+        if not ended:
+            return []
+        needed = checkpoints_needed(algo, view.history())
+        return [tid for tid in ended if tid not in needed]
 
     def job_request(self, view: StudyView, t: TrialRecord) -> JobRequest:
         paths = StudyPaths(view.study_dir)
@@ -291,8 +327,8 @@ class DecisionCore:
             values[self.resource_param] = t.resource
         return JobRequest(trial_id=t.trial_id, name=job_name(view, t.trial_id),
                           command=render(self.spec.run.cmd or "", values),
-                          env=paths.trial_env(t.trial_id, t.attempt, checkpoints), trial_dir=paths.trial(t.trial_id).root,
-                          cwd=str(view.info.get("cwd") or ""), gpus=self.spec.slurm.gpus, attempt=t.attempt)
+                          env=paths.trial_env(t.trial_id, t.attempt, checkpoints),
+                          trial_dir=paths.trial(t.trial_id).root, cwd=str(view.info.get("cwd") or ""), gpus=self.spec.slurm.gpus, attempt=t.attempt)
 
 
 def job_name(view: StudyView, trial_id: int) -> str:

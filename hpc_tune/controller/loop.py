@@ -22,7 +22,7 @@ import os
 import signal
 import socket
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
 from ..backends import Backend, BackendBusy, BackendError
 from ..backends.slurm_commands import Backoff, SlurmCommands
@@ -32,6 +32,7 @@ from ..paths import StudyPaths
 from ..protocol import CHECKPOINT_DIR_ENV, read_exit_record, read_started_record
 from ..spec import Spec
 from ..trials import TrialState
+from . import checkpoints
 from .core import Decision, DecisionCore, News, TrialNews, job_prefix
 from .faults import fault
 
@@ -43,6 +44,12 @@ log = logging.getLogger("hpc_tune.controller")
 MIN_TICK, MAX_TICK = 0.25, 1.0
 FILE_CHECKS_PER_S = 400
 SNAPSHOT_EVERY_BYTES = 16 << 20  # a long journal replays from a snapshot, see journal.write_snapshot
+# Pending trials' start records are read at most every START_CHECK_EVERY_S, and no more than
+# START_CHECKS_PER_S of them a second: a started trial shows "running" within a second (the
+# local backend's trials, a few Slurm jobs), or within 10 s of 1,000 trials queued in Slurm,
+# whose records read every cycle were +4 ms of CPU a cycle (benchmarks/controller_scale.py).
+START_CHECK_EVERY_S = 1.0
+START_CHECKS_PER_S = 100
 
 
 class Controller:
@@ -60,16 +67,15 @@ class Controller:
         self.journal = journal or Journal(study_dir)
         self.lease_lost = lease_lost
         self.core = DecisionCore(spec)
-        curves = tuple(p.metric.name for p in spec.early_stopping.policies)
-        if view is None or not set(curves) <= set(view.curve_metrics):
-            view = load_view(study_dir, self.journal, extra_curves=curves)
-        self.view: StudyView = view
+        self.view: StudyView = view if view is not None else load_view(study_dir, self.journal)
         self.backoff = Backoff()
         self._last_poll = float("-inf")
+        self._last_start_check = float("-inf")
         self._stop_signal: Optional[str] = None
         self._exhausted = False
         self._adopted = False
         self._snapshot_offset = self.view.offset
+        self._pruned: Set[int] = set()  # trials whose checkpoints were deleted (PBT)
 
     # ------------------------------------------------------------------ lifecycle
     def install_signal_handlers(self) -> None:
@@ -144,6 +150,7 @@ class Controller:
             unsubmitted = [t.trial_id for t in self.view.live() if not t.submitted]
             if not unsubmitted or self._submit(unsubmitted):  # left over from a busy scheduler: first
                 self._fill_slots()
+        self._prune_checkpoints()
         if self.view.ended is None:
             end = self.core.finished(self.view, self._exhausted)
             if end is not None:
@@ -165,12 +172,20 @@ class Controller:
         # The exit record first, then the result lines: the wrapper writes the record
         # after the command has exited, so the lines read after it are all there will be.
         trials: Dict[int, TrialNews] = {}
+        pending = sum(1 for t in live if t.state is TrialState.PENDING)
+        check_starts = now - self._last_start_check >= max(START_CHECK_EVERY_S, pending / START_CHECKS_PER_S)
+        if check_starts:
+            self._last_start_check = now
         for t in live:
             tpaths = self.paths.trial(t.trial_id)
             record = read_exit_record(tpaths.root)
             lines = _read_from(tpaths.result, t.result_offset)
-            if record is not None or lines:
-                trials[t.trial_id] = TrialNews(record, lines)
+            # A pending trial's start record: running as soon as its wrapper says so, not
+            # at the next poll (the local backend's poll is as slow as Slurm's)
+            started = (read_started_record(tpaths.root) if check_starts and record is None
+                       and t.state is TrialState.PENDING and (t.job_id or "") not in statuses else None)
+            if record is not None or lines or started is not None:
+                trials[t.trial_id] = TrialNews(record, lines, started)
         return News(trials, statuses)
 
     # --------------------------------------------------------------------- acting
@@ -208,12 +223,22 @@ class Controller:
         """Submit the current attempt of these trials; journal the job ids. False when the
         scheduler was busy or refused."""
         trials = [self.view.trials[tid] for tid in trial_ids if self.view.trials[tid].state.live]
-        requests = []
+        requests, ready, lost = [], [], []
         for t in trials:
             request = self.core.job_request(self.view, t)
             os.makedirs(request.trial_dir, exist_ok=True)
+            copy = self.core.checkpoint_copy(self.view, t)
+            if copy is not None:  # PBT: the source's checkpoint, copied before the trial can run
+                try:
+                    checkpoints.copy_into(*copy)
+                except FileNotFoundError as exc:
+                    lost.append(self.core.end_event(t, TrialState.FAILED, str(exc)))
+                    continue
             os.makedirs(request.env[CHECKPOINT_DIR_ENV], exist_ok=True)
             requests.append(request)
+            ready.append(t)
+        self._write(lost)
+        trials = ready
         if not requests:
             return True
         try:
@@ -235,6 +260,12 @@ class Controller:
 
     def _record_submitted(self, trials: Sequence[Any], job_ids: Dict[int, str]) -> None:
         self._write([ev.Submitted(trials[i].trial_id, trials[i].attempt, job) for i, job in sorted(job_ids.items())])
+
+    def _prune_checkpoints(self) -> None:
+        """Delete the checkpoints no trial may start from any more (PBT; the core says which)."""
+        for tid in self.core.checkpoints_to_delete(self.view, self._pruned):
+            checkpoints.delete(self.paths.trial(tid).checkpoints)
+            self._pruned.add(tid)
 
     # ------------------------------------------------------------------- adoption
     def _attach_live_jobs(self) -> None:
