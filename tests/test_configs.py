@@ -5,7 +5,6 @@ here; scripts/demo.sh runs hyperband_digits.yml."""
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import pytest
@@ -20,15 +19,6 @@ SHORT = {  # file: trials it runs
     "iterative.yml": 6, "mapping.yml": 3,
 }
 README = (REPO_ROOT / "README.md").read_text()
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_log_handlers():
-    logger = logging.getLogger("hpc_tune")
-    before = list(logger.handlers)
-    yield
-    for handler in logger.handlers[len(before):]:
-        logger.removeHandler(handler)
 
 
 def test_one_short_example_per_algorithm_and_the_readme_shows_them():
