@@ -1,15 +1,20 @@
 """BOHB's sampler (Falkner, Klein, Hutter, ICML 2018) with HpBandSter's defaults.
 
-Public entry point (stable; the multi-fidelity searchers and the benchmarks call it)::
+Public entry point (stable; ``samplers.propose`` dispatches ``sampler: kde`` here, the
+benchmarks call it directly)::
 
-    propose(space, config, observations, n, rng) -> List[params]
+    propose(space, config, observations, n, rng, pending=()) -> List[params]
 
-``observations`` are ``Observation(params, resource, loss)`` tuples: ``loss`` is the
-objective as a quantity to minimise (``base.minimizing``), ``None`` (or NaN) for a
-failed trial. ``rng`` is the only source of randomness: the caller derives it from the
-study seed and a position in the study (``base.sub_rng``), so the same history and the
-same generator give the same proposals, and the first k proposals of a call for n are
-those of a call for k (each proposal has its own child stream).
+``config`` is a ``spec.model.SamplerConfig`` (any object with its KDE fields will do:
+``top_n_percent``, ``random_fraction``, ``num_samples``, ``bandwidth_factor``,
+``min_bandwidth``, ``min_points_in_model``). ``observations`` are
+``samplers.Observation(params, resource, value)`` tuples: ``value`` is the objective as
+a quantity to minimise (``base.minimizing``), ``None`` (or NaN) for a failed trial.
+``pending`` is ignored, as in HpBandSter: BOHB's draws are random enough that parallel
+workers rarely collide. ``rng`` is the only source of randomness: the caller derives it
+from the study seed and a position in the study (``base.sub_rng``), so the same history
+and the same generator give the same proposals, and the first k proposals of a call for
+n are those of a call for k (each proposal has its own child stream).
 
 The rule (DIALECT.md, "BOHB"), per proposal:
 
@@ -54,45 +59,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import special
 
 from ..space import Discrete, Space
+from ..spec.model import SamplerConfig
+from .samplers import Observation
 
-__all__ = ["KdeConfig", "Observation", "propose", "fit_models", "KdeModel"]
+__all__ = ["KdeModel", "Observation", "fit_models", "min_points", "propose"]
 
 #: densities are floored here before the ratio (HpBandSter's constant)
 _DENSITY_FLOOR = 1e-32
 
 
-class Observation(NamedTuple):
-    """One finished trial as the samplers see it."""
-
-    params: Dict[str, Any]
-    resource: float
-    loss: Optional[float]  # a quantity to minimise; None or NaN when the trial failed
-
-
-@dataclass(frozen=True)
-class KdeConfig:
-    """The model's keys of ``bohb:`` (and of ``sampler: kde``), HpBandSter's defaults.
-
-    ``min_points_in_model`` None means the number of parameters + 1.
-    """
-
-    top_n_percent: float = 15.0
-    random_fraction: float = 1.0 / 3.0
-    num_samples: int = 64
-    bandwidth_factor: float = 3.0
-    min_bandwidth: float = 1e-3
-    min_points_in_model: Optional[int] = None
-
-    def min_points(self, space: Space) -> int:
-        if self.min_points_in_model is None:
-            return len(space) + 1
-        return max(1, int(self.min_points_in_model))
+def min_points(space: Space, config: SamplerConfig) -> int:
+    """``min_points_in_model``; None (the default) means the number of parameters + 1."""
+    if config.min_points_in_model is None:
+        return len(space) + 1
+    return max(1, int(config.min_points_in_model))
 
 
 # --------------------------------------------------------------------------- encoding
@@ -196,13 +182,13 @@ class _Pair:
     bad: KdeModel
 
 
-def fit_models(space: Space, config: KdeConfig, observations: Sequence[Observation]) -> Dict[float, Tuple[int, int]]:
+def fit_models(space: Space, config: SamplerConfig, observations: Sequence[Observation]) -> Dict[float, Tuple[int, int]]:
     """For every budget that has a model, the sizes of its good and bad sets (for
     ``plan`` and the tests). Same rule as ``propose``."""
     cols = _Columns(space)
     out: Dict[float, Tuple[int, int]] = {}
     for budget, rows, losses in _by_budget(cols, observations):
-        split = _split(len(rows), losses, config.top_n_percent, config.min_points(space))
+        split = _split(len(rows), losses, config.top_n_percent, min_points(space, config))
         if split is not None:
             out[budget] = (split, len(rows) - split)
     return out
@@ -220,7 +206,7 @@ def _by_budget(cols: _Columns, observations: Sequence[Observation]) -> List[Tupl
         row = cols.encode(ob.params)
         if row is None or not math.isfinite(budget):
             continue
-        loss = ob.loss
+        loss = ob.value
         loss = float(loss) if loss is not None and math.isfinite(float(loss)) else math.inf
         rows, losses = groups.setdefault(budget, ([], []))
         rows.append(row)
@@ -239,11 +225,11 @@ def _split(n: int, losses: np.ndarray, top_n_percent: float, min_points: int) ->
     return n_good
 
 
-def _model(space: Space, cols: _Columns, config: KdeConfig, observations: Sequence[Observation]) -> Optional[_Pair]:
+def _model(space: Space, cols: _Columns, config: SamplerConfig, observations: Sequence[Observation]) -> Optional[_Pair]:
     """The good and bad densities of the largest budget that has a model."""
-    min_points = config.min_points(space)
+    needed = min_points(space, config)
     for budget, rows, losses in _by_budget(cols, observations):
-        n_good = _split(len(rows), losses, config.top_n_percent, min_points)
+        n_good = _split(len(rows), losses, config.top_n_percent, needed)
         if n_good is None:
             continue
         order = np.argsort(losses, kind="stable")
@@ -256,7 +242,7 @@ def _model(space: Space, cols: _Columns, config: KdeConfig, observations: Sequen
 # --------------------------------------------------------------------------- sampling
 
 
-def _candidates(pair: _Pair, config: KdeConfig, rng: np.random.Generator) -> np.ndarray:
+def _candidates(pair: _Pair, config: SamplerConfig, rng: np.random.Generator) -> np.ndarray:
     good = pair.good
     m = int(config.num_samples)
     d = good.data.shape[1]
@@ -286,8 +272,8 @@ def _best(pair: _Pair, cands: np.ndarray) -> np.ndarray:
     return cands[int(np.argmax(score))]
 
 
-def propose(space: Space, config: KdeConfig, observations: Sequence[Observation], n: int,
-            rng: np.random.Generator) -> List[Dict[str, Any]]:
+def propose(space: Space, config: SamplerConfig, observations: Sequence[Observation], n: int,
+            rng: np.random.Generator, pending: Sequence[Dict[str, Any]] = ()) -> List[Dict[str, Any]]:
     """``n`` new configurations by BOHB's rule (see the module docstring)."""
     n = max(0, int(n))
     if n == 0:

@@ -9,8 +9,13 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import pytest
 
-from hpc_tune.search.kde_sampler import KdeConfig, KdeModel, Observation, child_rngs, fit_models, propose
+from hpc_tune.search.kde_sampler import KdeModel, Observation, child_rngs, fit_models, min_points, propose
 from hpc_tune.space import Discrete, Space, Uniform
+from hpc_tune.spec.model import SamplerConfig
+
+def KdeConfig(**kw: Any) -> SamplerConfig:  # noqa: N802 - reads like the config it builds
+    return SamplerConfig(kind="kde", **kw)
+
 
 LINE = Space({"x": Uniform(0.0, 1.0)})
 MIXED = Space({
@@ -75,9 +80,9 @@ def test_categorical_bandwidth_is_at_most_the_uniform_kernel():
 
 
 def test_min_points_in_model_defaults_to_parameters_plus_one():
-    assert KdeConfig().min_points(LINE) == 2
-    assert KdeConfig().min_points(MIXED) == 4
-    assert KdeConfig(min_points_in_model=7).min_points(MIXED) == 7
+    assert min_points(LINE, KdeConfig()) == 2
+    assert min_points(MIXED, KdeConfig()) == 4
+    assert min_points(MIXED, KdeConfig(min_points_in_model=7)) == 7
 
 
 def test_a_budget_needs_min_points_in_both_sets():
