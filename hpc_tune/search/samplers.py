@@ -59,6 +59,7 @@ Sampler = Callable[..., List[Dict[str, Any]]]
 SAMPLERS: Dict[str, str] = {
     "random": f"{__name__}:propose_random",
     "kde": "hpc_tune.search.kde_sampler:propose",
+    "model": "hpc_tune.search.model_sampler:propose",
 }
 
 
