@@ -64,7 +64,7 @@ from scipy import optimize
 from sklearn.gaussian_process import GaussianProcessRegressor
 
 from ..space import Space, params_key
-from ..spec.model import BayesConfig, GaussianProcessConfig, Metric, SamplerConfig
+from ..spec.model import BayesConfig, GaussianProcessConfig, Metric, ModelSamplerConfig, SamplerConfig
 from .bayes import _JITTER, _fit_gp, _Model, _one_blas_thread, _standardise
 from .kde_sampler import child_rngs
 from .samplers import Observation, propose_random
@@ -95,22 +95,15 @@ _EI = BayesConfig(n_initial_trials=0, n_iterations=0, metric=Metric("loss", "min
 _GP = GaussianProcessConfig()
 
 
-@dataclass(frozen=True)
-class ModelSamplerConfig:
-    """The keys of ``sampler: model`` (see the module doc)."""
-
-    random_fraction: float = 0.2
-    min_points_in_model: Optional[int] = None  # None: number of parameters + 1
-
-    def min_points(self, space: Space) -> int:
-        if self.min_points_in_model is None:
-            return len(space) + 1
-        return max(1, int(self.min_points_in_model))
-
-
 def settings(config: SamplerConfig) -> ModelSamplerConfig:
     model = getattr(config, "model", None)
     return model if isinstance(model, ModelSamplerConfig) else ModelSamplerConfig()
+
+
+def min_points(space: Space, opts: ModelSamplerConfig) -> int:
+    if opts.min_points_in_model is None:
+        return len(space) + 1
+    return max(1, int(opts.min_points_in_model))
 
 
 # --------------------------------------------------------------------------- the data
@@ -306,7 +299,7 @@ def propose(space: Space, config: SamplerConfig, observations: Sequence[Observat
     observations = list(observations)
     pending = [dict(p) for p in pending]
     data = _data(space, observations) if len(space) else None
-    budget = _acquisition_budget(data, opts.min_points(space)) if data is not None else None
+    budget = _acquisition_budget(data, min_points(space, opts)) if data is not None else None
     seen: Set[Key] = {params_key(o.params) for o in observations} | {params_key(p) for p in pending}
     out: List[Dict[str, Any]] = []
     with _one_blas_thread():
