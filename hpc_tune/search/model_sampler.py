@@ -19,13 +19,22 @@ The model (as MOBSTER does, Klein et al. 2020, with its ``matern52`` resource ke
 * inputs are ``space.encode``d configurations (log axes, one-hot categories, the CDF of
   normals) plus one column for the resource, ``log r`` scaled to [0, 1] between the
   smallest and the largest resource observed; outputs are the finite values of every
-  budget, warped and standardised as the BO searcher does (``bayes._transform_y``);
+  budget, warped and standardised as the BO searcher does (``warp``: its Yeo-Johnson
+  warp, fitted faster);
 * the GP is the BO searcher's (``bayes._fit_gp``: ``ConstantKernel * Matern(5/2)`` with
   one length scale per axis, the resource's included, plus noise; maximum a posteriori
   hyperparameters under the same priors). Failed trials are left out of the fit, as in
   the BO searcher. Above ``MAX_FIT_POINTS`` results the fit keeps the results of the
-  largest budgets, best first (a study of a few hundred trials stays under a second a
-  fit);
+  largest budgets, best first;
+* the hyperparameters are fitted on the first ``hyperparameter_fit_size(n)`` of the n
+  results (a geometric grid: 10, 12, 14, 16, 19, 22, 26, ...), the GP is then
+  conditioned on all n. A MAP fit costs tens of likelihood evaluations, conditioning
+  one Cholesky factorisation, and the hyperparameters move little between 100 and 110
+  results; so a study refits them about log(n)/log(1.2) times instead of once per new
+  configuration. The fit depends only on those results (no random restarts), so it is
+  memoised by their content: Hyperband and ASHA ask for one configuration at a time with
+  the same observations and a growing ``pending``. The memo changes no result
+  (``tests/search/test_model_sampler.py``);
 * the acquisition budget b* is the largest resource with at least
   ``min_points_in_model`` finite results (Syne Tune's and BOHB's choice); until one
   exists every proposal is a random draw. The acquisition is the (log) expected
@@ -41,12 +50,8 @@ The model (as MOBSTER does, Klein et al. 2020, with its ``matern52`` resource ke
 * with probability ``random_fraction`` a proposal is a random draw instead (as SMAC's
   random interleaving does), which keeps a misled model from ever closing the search.
 
-The fit depends only on the observations (no random restarts), so it is memoised by
-their content: Hyperband asks for one configuration at a time with the same
-observations and a growing ``pending``, and refitting each time would cost the same
-seconds again. The memo changes no result (``tests/search/test_model_sampler.py``).
-
-Keys (``sampler: model`` in ``hyperband``/``asha``; docs/samplers.md):
+Keys (``sampler: model`` in ``hyperband``/``asha``; ``spec.model.ModelSamplerConfig``;
+docs/samplers.md):
 
 * ``random_fraction``: probability that a proposal is a random draw (default 0.2);
 * ``min_points_in_model``: finite results a budget needs before the model proposes at
