@@ -206,3 +206,43 @@ def test_same_generator_same_proposals_and_prefixes_agree():
     assert propose(LINE, KdeConfig(), obs, 3, np.random.default_rng(5)) == full[:3]
     assert propose(LINE, KdeConfig(), obs, 8, np.random.default_rng(6)) != full
     assert propose(LINE, KdeConfig(), obs, 0, np.random.default_rng(5)) == []
+
+
+# ------------------------------------------------------- inside Hyperband and ASHA, restart-exact
+
+
+def test_hyperband_and_asha_with_the_kde_sampler_replay_exactly():
+    from hpc_tune.search import asha, hyperband
+    from hpc_tune.search.base import History, TrialRecord, TrialState
+    from hpc_tune.spec.model import AshaConfig, HyperbandConfig, Metric, ResourceConfig
+
+    resource, metric = ResourceConfig("epochs", "int"), Metric("loss", "minimize")
+    studies = [
+        (hyperband, HyperbandConfig(max_iter=9, eta=3, resource=resource, metric=metric,
+                                    sampler=SamplerConfig(kind="kde"))),
+        (asha, AshaConfig(max_resource=9, resource=resource, metric=metric, n_trials=30, eta=3,
+                          sampler=SamplerConfig(kind="kde"))),
+    ]
+    for search, cfg in studies:
+        trials: List[TrialRecord] = []
+        calls = []
+        for step in range(300):
+            live = [t for t in trials if t.state.live]
+            history = History.of(trials)
+            result = search.suggest(MIXED, cfg, history, 5, 3 - len(live))
+            calls.append((history, 3 - len(live), result))
+            for s in result.suggestions:
+                trials.append(TrialRecord(len(trials), dict(s.params), TrialState.PENDING, resource=s.resource,
+                                          meta=dict(s.meta)))
+            live = [t for t in trials if t.state.live]
+            if not live:
+                break
+            t = live[0]
+            failed = step % 7 == 3  # some trials fail: they count as bad
+            value = None if failed else (math.log(t.params["lr"]) + 7) ** 2 + (t.params["opt"] != "sgd") + 1 / t.resource
+            trials[t.trial_id] = TrialRecord(t.trial_id, t.params, TrialState.FAILED if failed else TrialState.COMPLETED,
+                                             value=value, resource=t.resource, meta=t.meta)
+        assert not [t for t in trials if t.state.live]
+        assert sum(1 for t in trials if t.meta.get("rung") == 0) >= 9  # enough fresh draws for models to form
+        for history, n, result in calls:
+            assert search.suggest(MIXED, cfg, history, 5, n) == result
