@@ -7,7 +7,9 @@ Public entry points (stable: the benchmarks call them):
 * ``rungs(min_resource, max_resource, eta, min_early_stopping_rate, type)``: the
   resources of the rungs, bottom first; ``ladder(config)`` for a config;
 * ``stopping_policy(config)``: the ``RungPolicy`` that carries stopping mode's
-  decisions through the per-trial stopping interface (``search.stopping``).
+  decisions through the per-trial stopping interface (``search.stopping``), and
+  ``rung_stops(policy, curves, live, excluded)``: those decisions, a pure function of
+  the recorded curves.
 
 With r = ``min_resource``, R = ``max_resource``, η = ``eta`` and s =
 ``min_early_stopping_rate``, rung k trains to r·η^(s+k); the top rung is the largest k
@@ -27,10 +29,17 @@ when nothing is live, all ``n_trials`` configurations have started and nothing i
 promotable. A promotion that fails is not retried: its configuration was promoted.
 
 **Stopping mode.** Each configuration is one trial told R, tagged ``{"config": j,
-"rung": None}``; it reports its curve (``step`` = resource reached). The decisions are
-not the searcher's: ``stopping_policy(config)`` hands them to the controller's per-trial
-stopping rules, where at each rung's resource a trial is stopped unless it is in the top
-1/η of what that rung has recorded so far (see ``stopping.RungPolicy``).
+"rung": None}``; it reports its curve (``step`` = resource reached). The controller's
+per-trial stopping rules (``stopping_policy(config)``) apply ``rung_stops``: at each
+rung's resource r_k a trial is stopped unless it is in the top ⌊n/η⌋ of the n values
+that rung has recorded so far (itself included; kept while n < η; ties: the earlier trial
+wins). A trial's value at rung k is its first report at a step ≥ r_k. "So far" is the
+order in which trials reached the rung: the ``time`` of those reports when the curves
+carry it (``TIME_CURVE``), else the trial ids. Since the rule reads only recorded values
+and times, it gives the same answer whenever it is evaluated, before or after a
+controller restart, and every rung a trial has passed is checked (a quick trial may pass
+two between two looks). Failed and cancelled trials are not members of a rung
+(``excluded``).
 
 New bottom-rung configurations come from ``samplers.propose`` with the study's
 ``sampler`` (random, kde, model), configuration j drawn with ``sub_rng(seed, j)`` from
@@ -40,15 +49,15 @@ config, history, seed), and the journal keeps every configuration it handed out.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Dict, List, Optional, Set, Tuple, Union
+from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from ..space import Space
-from ..spec.model import AshaConfig
+from ..spec.model import AshaConfig, Metric
 from . import samplers
 from .base import History, SearchResult, Suggestion, TrialRecord, TrialState, minimizing, sub_rng
 from .hyperband import _exact, _resource, ranked
-from .stopping import RungPolicy
 
 Resource = Union[int, float]
 
@@ -79,6 +88,66 @@ def rungs(min_resource: Any, max_resource: Any, eta: Any, min_early_stopping_rat
 def ladder(config: AshaConfig) -> List[Resource]:
     return rungs(config.min_resource, config.max_resource, config.eta, config.min_early_stopping_rate,
                  config.resource.type)
+
+
+# ------------------------------------------------------------------ stopping mode
+
+Curve = Sequence[Tuple[float, float]]  # (step, value), in report order
+TIME_CURVE = "time"  # the curve of the report times (step, unix time), for RungPolicy's order
+
+
+@dataclass(frozen=True)
+class RungPolicy:
+    """ASHA's stopping mode as a per-trial rule: ``rungs`` are the resources of every
+    rung below the top one (the top one, R, ends the trial anyway)."""
+
+    metric: Metric
+    rungs: Tuple[float, ...]
+    eta: float
+    kind: str = "asha"
+
+
+def _at_rung(curve: Curve, resource: float) -> Optional[Tuple[int, float]]:
+    """(position, value) of the first report at a step >= ``resource``."""
+    for i, (s, v) in enumerate(curve):
+        if s >= resource:
+            return i, v
+    return None
+
+
+def rung_stops(policy: RungPolicy, curves: Mapping[int, Mapping[str, Curve]], live: Set[int],
+               excluded: AbstractSet[int] = frozenset()) -> Dict[int, str]:
+    """{trial id: reason} for the ``live`` trials that stopping mode stops now (see the
+    module doc). ``curves``: trial id -> {metric: curve, TIME_CURVE: (step, time)};
+    ``excluded``: failed trials (not rung members)."""
+    sign = -1.0 if policy.metric.maximize else 1.0
+    name = policy.metric.name
+    eta = policy.eta
+    out: Dict[int, str] = {}
+    for k, resource in enumerate(policy.rungs):
+        # (arrival, trial id, value to minimise) of every member of rung k
+        members: List[Tuple[float, int, float]] = []
+        for tid, c in curves.items():
+            if tid in excluded:
+                continue
+            hit = _at_rung(c.get(name, ()), resource)
+            if hit is None or not math.isfinite(hit[1]):
+                continue
+            reached = _at_rung(c.get(TIME_CURVE, ()), resource)  # the time of the first report there
+            arrival = reached[1] if reached is not None else math.inf
+            members.append((arrival, tid, sign * hit[1]))
+        for arrival, tid, value in members:
+            if tid not in live or tid in out:
+                continue
+            so_far = [m for m in members if (m[0], m[1]) <= (arrival, tid)]
+            if len(so_far) < eta:
+                continue
+            keep = math.floor(len(so_far) / eta)
+            rank = sorted((v, t) for _, t, v in so_far).index((value, tid))
+            if rank >= keep:
+                out[tid] = (f"ASHA: {name} {sign * value:g} at rung {k} ({resource:g}) is not in the top "
+                            f"{keep} of the {len(so_far)} recorded there so far")
+    return out
 
 
 def stopping_policy(config: AshaConfig) -> RungPolicy:
@@ -188,7 +257,7 @@ def suggest(space: Space, config: AshaConfig, history: History, seed: int, n: in
     new_ids = [j for what, j, _ in plan if what == "new"]
     fresh = dict(zip(new_ids, _new_configs(space, config, history, seed, new_ids, ladder_)))
     out: List[Suggestion] = []
-    for what, k, t in plan:
+    for _, k, t in plan:
         if t is None:
             out.append(Suggestion(params=fresh[k], resource=ladder_[0],
                                   meta={"rung": 0, "config": k, "parent": None, "resume_from": None}))

@@ -40,6 +40,12 @@ With few slots the start order also makes bracket s_max's winner, the most selec
 configuration, usually the first trial to end at R, where longest-chain-first would
 put bracket 0's unselected configurations.
 
+Sampler (``sampler:``; ``bohb:`` is ``sampler: kde``): with ``random`` (the default) the
+fresh configurations of bracket s are drawn as described below, from ``sub_rng(seed, s)``,
+so plans of existing studies never change. With any other sampler each fresh
+configuration j of bracket s comes from ``samplers.propose`` with ``sub_rng(seed, s, j)``
+and the history as it is when the configuration is created (the journal keeps it).
+
 Duplicates: the fresh configurations of a bracket are drawn without repeats, with
 at most ``MAX_DRAWS_PER_CONFIG`` draws per configuration. When the space has fewer
 distinct points than the bracket needs (or the draws keep hitting the same points),

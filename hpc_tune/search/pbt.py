@@ -42,14 +42,13 @@ history, seed): the same journal prefix gives the same next trials.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import numpy as np
 
 from ..space import Discrete, Normal, Space, Uniform, _quantize, clean_number
 from ..spec.model import PbtConfig
-from .base import History, SearchResult, Suggestion, TrialRecord, TrialState, minimizing, sub_rng
+from .base import History, SearchResult, Suggestion, TrialRecord, minimizing, sub_rng
 from .hyperband import _exact, _has_value, _resource
 from .random_search import plan as random_plan
 

@@ -16,82 +16,19 @@ A rule applies to a trial only from step ``min_interval`` on, at steps that are 
 multiple of ``evaluation_interval``, and only when at least ``min_samples`` other
 trials reached that step.
 
-ASHA's stopping mode (``RungPolicy``, built by ``search.asha.stopping_policy``) goes
-through the same ``trials_to_stop``: at each rung's resource r_k a trial is stopped
-unless it is in the top ⌊n/η⌋ of the n values that rung has recorded so far (itself
-included; kept while n < η; ties: the earlier trial wins). A trial's value at rung k
-is its first report at a step ≥ r_k. "So far" is the order in which trials reached the
-rung: the ``time`` of those reports when the curves carry it (``TIME_CURVE``), else the
-trial ids. Since the rule reads only recorded values and times, it gives the same
-answer whenever it is evaluated, before or after a controller restart, and every rung
-a trial has passed is checked (a quick trial may pass two between two looks).
-Failed and cancelled trials are not members of a rung (``excluded``).
+ASHA's stopping mode (``search.asha.RungPolicy``, its rule in ``search.asha.rung_stops``)
+goes through the same ``trials_to_stop``.
 """
 from __future__ import annotations
 
-import math
 import statistics
-from dataclasses import dataclass
-from typing import AbstractSet, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import AbstractSet, Dict, List, Mapping, Sequence, Set, Tuple, Union
 
-from ..spec.model import Metric, TrialPolicy
+from ..spec.model import TrialPolicy
+from .asha import TIME_CURVE, RungPolicy, rung_stops  # noqa: F401 (TIME_CURVE: for the controller)
 
 Curve = Sequence[Tuple[float, float]]  # (step, value), in report order
-TIME_CURVE = "time"  # the curve of the report times (step, unix time), for RungPolicy's order
-
-
-@dataclass(frozen=True)
-class RungPolicy:
-    """ASHA's stopping mode as a per-trial rule: ``rungs`` are the resources of every
-    rung below the top one (the top one, R, ends the trial anyway)."""
-
-    metric: Metric
-    rungs: Tuple[float, ...]
-    eta: float
-    kind: str = "asha"
-
-
 Policy = Union[TrialPolicy, RungPolicy]
-
-
-def _at_rung(curve: Curve, resource: float) -> Optional[Tuple[int, float]]:
-    """(position, value) of the first report at a step >= ``resource``."""
-    for i, (s, v) in enumerate(curve):
-        if s >= resource:
-            return i, v
-    return None
-
-
-def _rung_stops(policy: RungPolicy, curves: Mapping[int, Mapping[str, Curve]], live: Set[int],
-                excluded: AbstractSet[int]) -> Dict[int, str]:
-    sign = -1.0 if policy.metric.maximize else 1.0
-    name = policy.metric.name
-    eta = policy.eta
-    out: Dict[int, str] = {}
-    for k, resource in enumerate(policy.rungs):
-        # (arrival, trial id, value to minimise) of every member of rung k
-        members: List[Tuple[float, int, float]] = []
-        for tid, c in curves.items():
-            if tid in excluded:
-                continue
-            hit = _at_rung(c.get(name, ()), resource)
-            if hit is None or not math.isfinite(hit[1]):
-                continue
-            reached = _at_rung(c.get(TIME_CURVE, ()), resource)  # the time of the first report there
-            arrival = reached[1] if reached is not None else math.inf
-            members.append((arrival, tid, sign * hit[1]))
-        for arrival, tid, value in members:
-            if tid not in live or tid in out:
-                continue
-            so_far = [m for m in members if (m[0], m[1]) <= (arrival, tid)]
-            if len(so_far) < eta:
-                continue
-            keep = math.floor(len(so_far) / eta)
-            rank = sorted((v, t) for _, t, v in so_far).index((value, tid))
-            if rank >= keep:
-                out[tid] = (f"ASHA: {name} {sign * value:g} at rung {k} ({resource:g}) is not in the top "
-                            f"{keep} of the {len(so_far)} recorded there so far")
-    return out
 
 
 def _value_at(curve: Curve, step: float) -> "float | None":
@@ -114,7 +51,7 @@ def trials_to_stop(policies: Sequence[Policy], curves: Mapping[int, Mapping[str,
     out: Dict[int, str] = {}
     for policy in policies:
         if isinstance(policy, RungPolicy):
-            for tid, why in _rung_stops(policy, curves, live, excluded).items():
+            for tid, why in rung_stops(policy, curves, live, excluded).items():
                 out.setdefault(tid, why)
             continue
         sign = -1.0 if policy.metric.maximize else 1.0  # compare as "lower is better"
@@ -158,10 +95,9 @@ def policies_of(early_stopping_policies: Sequence[TrialPolicy], algorithm: objec
     """Every per-trial rule of a study: the file's policies, then the algorithm's own
     (ASHA's stopping mode)."""
     from ..spec.model import AshaConfig
+    from .asha import stopping_policy
 
     out: List[Policy] = list(early_stopping_policies)
     if isinstance(algorithm, AshaConfig) and algorithm.mode == "stopping":
-        from .asha import stopping_policy
-
         out.append(stopping_policy(algorithm))
     return tuple(out)

@@ -60,7 +60,8 @@ V0_ALGORITHMS = ("grid_search", "random_search", "hyperband", "bo", "asha", "boh
 V1_KINDS = ("grid", "random", "mapping", "hyperband", "bayes", "hyperopt", "iterative", "tpe", "asha", "bohb", "pbt")
 HYPERBAND_KEYS = {"eta", "resource", "metric", "resume", "sampler"}
 # BOHB's model (Falkner et al. 2018), with HpBandSter's defaults; `bohb:` and `sampler: kde`.
-KDE_KEYS = {"top_n_percent", "random_fraction", "num_samples", "bandwidth_factor", "min_bandwidth",
+# (gen D's `topNPercent` reads as `top_npercent`: both spellings are accepted)
+KDE_KEYS = {"top_n_percent", "top_npercent", "random_fraction", "num_samples", "bandwidth_factor", "min_bandwidth",
             "min_points_in_model"}
 # hpc-tune's own surrogate (`sampler: model`, search/model_sampler.py): a subset of the KDE keys' names.
 MODEL_KEYS = {"random_fraction", "min_points_in_model"}
@@ -354,9 +355,10 @@ def _sampler(block: Section, space: Space, fixed: Optional[str]) -> SamplerConfi
         return SamplerConfig(kind=kind, model=ModelSamplerConfig(
             random_fraction=float(fraction),
             min_points_in_model=block.number("min_points_in_model", None, integer=True, minimum=1)))
-    top = block.number("top_n_percent", 15.0, minimum=0, exclusive=True)
+    top_key = "top_npercent" if block.has("top_npercent") else "top_n_percent"
+    top = block.number(top_key, 15.0, minimum=0, exclusive=True)
     if top > 100:
-        block.fail(f"expected a percentage in (0, 100], got {top!r}", key="top_n_percent")
+        block.fail(f"expected a percentage in (0, 100], got {top!r}", key=top_key)
     fraction = block.number("random_fraction", 1.0 / 3.0, minimum=0)
     if fraction > 1:
         block.fail(f"expected a probability in [0, 1], got {fraction!r}", key="random_fraction")
