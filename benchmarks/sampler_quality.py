@@ -184,11 +184,11 @@ def main(argv: List[str] = None) -> int:  # type: ignore[assignment]
     ap.add_argument("--problems", default=",".join(PROBLEMS))
     ap.add_argument("--algorithms", default="hyperband,asha")
     ap.add_argument("--samplers", default="random,kde,model")
-    ap.add_argument("--quick", action="store_true", help="2 seeds, 15 full budgets, branin only, no README entry")
+    ap.add_argument("--quick", action="store_true", help="1 seed, 10 full budgets, branin only, no README entry")
     ap.add_argument("--results-dir", default=None)
     args = ap.parse_args(argv)
     if args.quick:
-        args.seeds, args.budget, args.problems = 2, 15.0, "branin"
+        args.seeds, args.budget, args.problems = 1, 10.0, "branin"
     m = machine()
     rows = []
     raw: Dict[str, Any] = {"args": vars(args), "machine": m, "runs": []}
