@@ -133,9 +133,11 @@ def test_same_arguments_same_proposals_and_prefixes_agree():
 def test_the_memo_changes_no_result():
     obs = random_obs(25, 1.0, 8) + random_obs(8, 3.0, 9)
     model_sampler._KERNELS.clear()
+    model_sampler._ENCODINGS.clear()
     cold = propose(SQUARE, config(random_fraction=0.0), obs, 3, np.random.default_rng(4))
     warm = propose(SQUARE, config(random_fraction=0.0), obs, 3, np.random.default_rng(4))
     model_sampler._KERNELS.clear()
+    model_sampler._ENCODINGS.clear()
     assert cold == warm == propose(SQUARE, config(random_fraction=0.0), obs, 3, np.random.default_rng(4))
 
 
