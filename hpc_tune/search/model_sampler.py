@@ -48,8 +48,9 @@ The model (as MOBSTER does, Klein et al. 2020, with its ``matern52`` resource ke
 * pending trials and the proposals already made in the call count as observed at b* at
   the model's mean there (the kriging believer, as in the BO searcher), so concurrent
   proposals differ;
-* with probability ``random_fraction`` a proposal is a random draw instead (as SMAC's
-  random interleaving does), which keeps a misled model from ever closing the search.
+* with probability ``random_fraction`` a proposal is a random draw instead (SMAC3's
+  random interleaving, whose hyperparameter and multi-fidelity facades use the same
+  0.2), which keeps a misled model from ever closing the search.
 
 Keys (``sampler: model`` in ``hyperband``/``asha``; ``spec.model.ModelSamplerConfig``;
 docs/samplers.md):
