@@ -25,15 +25,16 @@ import subprocess
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
+from . import checkpoints
 from .backends import Backend, BackendBusy, BackendError, JobRequest, JobState, JobStatus
 from .journal import Journal
 from .search import suggest
 from .search.base import TrialState
-from .search.stopping import trials_to_stop
+from .search.pbt import checkpoints_needed as pbt_checkpoints_needed
+from .search.stopping import TIME_CURVE, RungPolicy, policies_of, trials_to_stop
 from .spec import Spec, render
-from .spec.model import HyperbandConfig
+from .spec.model import AshaConfig, HyperbandConfig, PbtConfig
 from .study import (
-    CHECKPOINT_DIR,
     RESULT_FILE,
     StudyView,
     TrialView,
@@ -103,8 +104,11 @@ class Controller:
         self.tick = tick
         self.journal = journal or Journal(study_dir)
         self.lease_lost = lease_lost
-        self.view: StudyView = load_view(study_dir, self.journal,
-                                         extra_curves=tuple(p.metric.name for p in spec.early_stopping.policies))
+        self.policies = policies_of(spec.early_stopping.policies, spec.algorithm)
+        curves = tuple(p.metric.name for p in self.policies)
+        if any(isinstance(p, RungPolicy) for p in self.policies):
+            curves += (TIME_CURVE,)  # ASHA's stopping mode orders a rung by when trials reached it
+        self.view: StudyView = load_view(study_dir, self.journal, extra_curves=curves)
         self.metric = spec.metric.name if spec.metric else None
         self._last_poll = 0.0
         self._stop_signal: Optional[str] = None
@@ -113,6 +117,7 @@ class Controller:
         self._backoff_until = 0.0
         self._snapshot_offset = self.view.offset
         self._batched: Optional[List[Dict[str, Any]]] = None  # see _batch
+        self._pruned: set = set()  # PBT trials whose checkpoints were pruned
 
     # ------------------------------------------------------------------ lifecycle
     def install_signal_handlers(self) -> None:
@@ -182,6 +187,7 @@ class Controller:
                 self._submit(unsubmitted)
             else:
                 self._fill_slots()
+            self._prune_checkpoints()
         if self.view.ended is None and self._exhausted and not self.view.live():
             done = [t for t in self.view.trials.values() if t.state is TrialState.COMPLETED]
             self._event("study_end", state="finished",
@@ -336,12 +342,13 @@ class Controller:
                 self._stop_study("early_stopped", f"{len(failed)} of {len(finished)} finished trials failed "
                                  f"(>= {es.failure.percent:g} %)", TrialState.CANCELLED)
                 return
-        if es.policies:
+        if self.policies:
             live = {t.trial_id: t for t in self.view.live()}
-            names = {p.metric.name for p in es.policies}
+            names = {p.metric.name for p in self.policies} | {TIME_CURVE}
             curves = {t.trial_id: {n: t.curve(n) for n in names} for t in self.view.trials.values()
                       if t.state is not TrialState.CANCELLED}
-            stops = trials_to_stop(es.policies, curves, set(live))
+            failed = {t.trial_id for t in self.view.trials.values() if t.state is TrialState.FAILED}
+            stops = trials_to_stop(self.policies, curves, set(live), failed)
             to_cancel = [(live[tid], why) for tid, why in stops if tid in live]
             if to_cancel:
                 self.backend.cancel([t.job_id for t, _ in to_cancel if t.job_id])
@@ -375,7 +382,16 @@ class Controller:
         self._submit([self.view.trials[e["id"]] for e in events])
 
     def _submit(self, trials: Sequence[TrialView]) -> None:
-        requests = [self._request(t) for t in trials]
+        ready, requests = [], []
+        for t in trials:
+            try:
+                requests.append(self._request(t))
+                ready.append(t)
+            except FileNotFoundError as exc:  # the checkpoint it must start from is gone
+                self._end(t, TrialState.FAILED, str(exc))
+        trials = ready
+        if not trials:
+            return
         try:
             job_ids = dict(enumerate(self.backend.submit(requests)))
         except BackendBusy as exc:
@@ -399,25 +415,13 @@ class Controller:
 
     def _request(self, t: TrialView) -> JobRequest:
         tdir = trial_dir(self.study_dir, t.trial_id)
-        ckpt = os.path.join(tdir, CHECKPOINT_DIR)
-        parent = t.meta.get("resume_from")
-        if parent is not None and isinstance(self.spec.algorithm, HyperbandConfig):
-            # `resume: true`: continue from the parent configuration's checkpoints, which
-            # are where the parent itself saved them: in the folder of the first trial of
-            # the chain (a promotion from rung 1 to 2 resumes what rung 0 started).
-            root, seen = int(parent), {t.trial_id}
-            while root not in seen and root in self.view.trials:
-                seen.add(root)
-                up = self.view.trials[root].meta.get("resume_from")
-                if up is None:
-                    break
-                root = int(up)
-            ckpt = os.path.join(trial_dir(self.study_dir, root), CHECKPOINT_DIR)
         os.makedirs(tdir, exist_ok=True)
-        os.makedirs(ckpt, exist_ok=True)
+        # `resume_from`: a Hyperband/ASHA promotion continues in its chain's folder; a PBT
+        # interval gets a copy of its source's checkpoint, made here, before submission.
+        ckpt = checkpoints.prepare(self._trial_dir, t.trial_id, self.spec.algorithm, self._meta_of)
         values = dict(self.spec.run.constants)
         values.update(t.params)
-        if isinstance(self.spec.algorithm, HyperbandConfig) and t.resource is not None:
+        if isinstance(self.spec.algorithm, (HyperbandConfig, AshaConfig, PbtConfig)) and t.resource is not None:
             values[self.spec.algorithm.resource.name] = t.resource
         command = render(self.spec.run.cmd or "", values)
         env = {
@@ -431,6 +435,23 @@ class Controller:
         return JobRequest(trial_id=t.trial_id, name=f"hpct-{self.view.study_id}-{t.trial_id}", command=command,
                           env=env, trial_dir=tdir, cwd=str(self.view.info.get("cwd") or os.getcwd()),
                           gpus=self.spec.slurm.gpus, attempt=t.attempt)
+
+    def _trial_dir(self, trial_id: int) -> str:
+        return trial_dir(self.study_dir, trial_id)
+
+    def _meta_of(self, trial_id: int) -> Optional[Dict[str, Any]]:
+        t = self.view.trials.get(trial_id)
+        return None if t is None else t.meta
+
+    def _prune_checkpoints(self) -> None:
+        """PBT: delete the checkpoints no trial may start from any more (search.pbt)."""
+        algo = self.spec.algorithm
+        if not isinstance(algo, PbtConfig) or algo.keep_checkpoints == "all":
+            return
+        finished = [tid for tid, t in self.view.trials.items() if t.state.finished and tid not in self._pruned]
+        if finished:
+            needed = pbt_checkpoints_needed(algo, self.view.history())
+            checkpoints.prune(self._trial_dir, finished, needed, self._pruned)
 
     def _reattach(self) -> None:
         """Make the live jobs of earlier controllers known to the backend; adopt the

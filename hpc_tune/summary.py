@@ -70,19 +70,37 @@ def format_status(view: StudyView, max_rows: int = 200) -> str:
         lines.append(f"best:   trial {best.trial_id}, {metric} = {best.value:g}")
     rows = []
     trials = sorted(view.trials.values(), key=lambda t: t.trial_id)
+    places = any(trial_place(t.meta) for t in trials[-max_rows:])
     for t in trials[-max_rows:]:
         last = t.last(metric) if metric else None
         rows.append([t.trial_id, t.state.value, t.job_id or "", _params_text(t), "" if t.resource is None
                      else f"{t.resource:g}", "" if last is None else f"{last:g}", _fmt_time(t.run_time),
-                     t.reason[:60]])
+                     t.reason[:60]] + ([trial_place(t.meta)] if places else []))
     if rows:
         lines += ["", tabulate(rows, headers=["trial", "state", "job", "parameters", "resource",
-                                              metric or "metric", "run time", "note"])]
+                                              metric or "metric", "run time", "note"]
+                               + (["place"] if places else []))]
     if len(trials) > max_rows:
         lines.append(f"(only the last {max_rows} of {len(trials)} trials; --json has them all)")
     for w in view.warnings[-5:]:
         lines.append(f"warning: {w}")
     return "\n".join(lines)
+
+
+def trial_place(meta: Dict[str, Any]) -> str:
+    """Where a trial sits in its algorithm: "bracket 2 rung 1" (Hyperband), "rung 1"
+    (ASHA), "member 3 interval 2" (PBT), with the trial it starts from ("<- 12")."""
+    parts = []
+    if meta.get("member") is not None:
+        parts.append(f"member {meta['member']} interval {meta.get('interval')}")
+    else:
+        if meta.get("bracket") is not None:
+            parts.append(f"bracket {meta['bracket']}")
+        if meta.get("rung") is not None:
+            parts.append(f"rung {meta['rung']}")
+    if meta.get("resume_from") is not None:
+        parts.append(f"<- {meta['resume_from']}")
+    return " ".join(parts)
 
 
 def _params_text(t: TrialView) -> str:
@@ -101,7 +119,7 @@ def export_rows(view: StudyView) -> List[Dict[str, Any]]:
                     "run_time_s": None if t.run_time is None else round(t.run_time, 1),
                     "reports": t.n_reports,
                     f"last.{metric}" if metric else "last": t.last(metric) if metric else None})
-        for k in ("bracket", "rung", "parent"):
+        for k in ("bracket", "rung", "parent", "member", "interval", "resume_from", "donor"):
             if k in t.meta:
                 row[k] = t.meta[k]
         rows.append(row)

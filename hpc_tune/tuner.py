@@ -10,6 +10,14 @@
 told (a Hyperband rung waiting for its stragglers) or when the study is complete
 (``tuner.done``). The tuner holds only the trial history; every suggestion is
 recomputed from it, exactly as the Slurm controller does after a restart.
+
+Multi-fidelity and PBT trials carry ``resource`` (the total to train to) and
+``resume_from`` (the id of the trial whose checkpoint this one starts from, or
+``None``: Hyperband with ``resume``, ASHA's promotions, every PBT interval after the
+first). An ask/tell user copies that checkpoint; the Slurm and local controllers do it
+themselves. ASHA's stopping mode needs the learning curve:
+``tuner.report(trial, step, value)`` records one point and returns True when the trial
+must stop now (it is then recorded as stopped with that value).
 """
 from __future__ import annotations
 
@@ -20,17 +28,24 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 
 from .search import suggest
 from .search.base import History, TrialRecord, TrialState
+from .search.stopping import TIME_CURVE, policies_of, trials_to_stop
 from .spec import Spec, load_spec, spec_from_dict
 
 
 @dataclass(frozen=True)
 class Trial:
-    """A trial to run: its id, parameters and, for Hyperband, its budget."""
+    """A trial to run: its id, parameters and, for multi-fidelity and PBT, the total
+    resource to reach and the trial whose checkpoint it starts from."""
 
     trial_id: int
     params: Dict[str, Any]
     resource: Optional[float] = None
     meta: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def resume_from(self) -> Optional[int]:
+        v = self.meta.get("resume_from")
+        return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
 def draw_seed() -> int:
@@ -45,6 +60,8 @@ class Tuner:
         self._trials: List[TrialRecord] = list(trials or [])
         self._exhausted = False
         self.notes: List[str] = []
+        self._reports = 0  # a logical clock for the order of reports (ASHA's stopping mode)
+        self._report_times: Dict[int, List[Any]] = {}
 
     @classmethod
     def from_file(cls, path: str, seed: Optional[int] = None) -> "Tuner":
@@ -90,6 +107,33 @@ class Tuner:
             state = TrialState.FAILED
         self._trials[tid] = replace(self._trials[tid], state=state,
                                     value=None if value is None else float(value))
+
+    def report(self, trial: Union[Trial, int], step: float, value: float) -> bool:
+        """Record one point of a running trial's curve; True when a per-trial stopping
+        rule (the file's, or ASHA's stopping mode) stops it now, in which case it is
+        recorded as stopped with ``value``."""
+        tid = trial.trial_id if isinstance(trial, Trial) else int(trial)
+        record = self._trials[tid]
+        if not record.state.live:
+            raise ValueError(f"trial {tid} has ended ({record.state.value})")
+        self._trials[tid] = replace(record, state=TrialState.RUNNING,
+                                    intermediate=record.intermediate + ((float(step), float(value)),))
+        self._reports += 1
+        self._report_times.setdefault(tid, []).append((float(step), float(self._reports)))
+        policies = policies_of(self.spec.early_stopping.policies, self.spec.algorithm)
+        if not policies:
+            return False
+        curves = {t.trial_id: {p.metric.name: t.intermediate for p in policies} for t in self._trials
+                  if t.state is not TrialState.CANCELLED}
+        for t_id, times in self._report_times.items():
+            if t_id in curves:
+                curves[t_id][TIME_CURVE] = tuple(times)
+        live = {t.trial_id for t in self._trials if t.state.live}
+        failed = {t.trial_id for t in self._trials if t.state is TrialState.FAILED}
+        if tid in dict(trials_to_stop(policies, curves, live, failed)):
+            self.tell(tid, value, TrialState.STOPPED)
+            return True
+        return False
 
     # -- reading ------------------------------------------------------------------
     @property

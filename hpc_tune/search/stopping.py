@@ -15,15 +15,20 @@ position when it gives none):
 A rule applies to a trial only from step ``min_interval`` on, at steps that are a
 multiple of ``evaluation_interval``, and only when at least ``min_samples`` other
 trials reached that step.
+
+ASHA's stopping mode (``search.asha.RungPolicy``, its rule in ``search.asha.rung_stops``)
+goes through the same ``trials_to_stop``.
 """
 from __future__ import annotations
 
 import statistics
-from typing import Dict, List, Mapping, Sequence, Set, Tuple
+from typing import AbstractSet, Dict, List, Mapping, Sequence, Set, Tuple, Union
 
 from ..spec.model import TrialPolicy
+from .asha import TIME_CURVE, RungPolicy, rung_stops  # noqa: F401 (TIME_CURVE: for the controller)
 
 Curve = Sequence[Tuple[float, float]]  # (step, value), in report order
+Policy = Union[TrialPolicy, RungPolicy]
 
 
 def _value_at(curve: Curve, step: float) -> "float | None":
@@ -39,11 +44,16 @@ def _prefix(curve: Curve, step: float) -> List[float]:
     return [v for s, v in curve if s <= step]
 
 
-def trials_to_stop(policies: Sequence[TrialPolicy], curves: Mapping[int, Mapping[str, Curve]],
-                   live: Set[int]) -> List[Tuple[int, str]]:
-    """(trial id, reason) for every live trial that a policy stops now."""
+def trials_to_stop(policies: Sequence[Policy], curves: Mapping[int, Mapping[str, Curve]],
+                   live: Set[int], excluded: AbstractSet[int] = frozenset()) -> List[Tuple[int, str]]:
+    """(trial id, reason) for every live trial that a policy stops now. ``excluded``:
+    failed trials, which a RungPolicy does not count (cancelled ones have no curves)."""
     out: Dict[int, str] = {}
     for policy in policies:
+        if isinstance(policy, RungPolicy):
+            for tid, why in rung_stops(policy, curves, live, excluded).items():
+                out.setdefault(tid, why)
+            continue
         sign = -1.0 if policy.metric.maximize else 1.0  # compare as "lower is better"
         name = policy.metric.name
         for tid in sorted(live):
@@ -79,3 +89,15 @@ def trials_to_stop(policies: Sequence[TrialPolicy], curves: Mapping[int, Mapping
                     out[tid] = (f"diff rule: {name} {sign * mine:g} is more than {policy.percent:g} % worse than "
                                 f"the best {sign * best:g} at step {step:g}")
     return sorted(out.items())
+
+
+def policies_of(early_stopping_policies: Sequence[TrialPolicy], algorithm: object) -> Tuple[Policy, ...]:
+    """Every per-trial rule of a study: the file's policies, then the algorithm's own
+    (ASHA's stopping mode)."""
+    from ..spec.model import AshaConfig
+    from .asha import stopping_policy
+
+    out: List[Policy] = list(early_stopping_policies)
+    if isinstance(algorithm, AshaConfig) and algorithm.mode == "stopping":
+        out.append(stopping_policy(algorithm))
+    return tuple(out)
