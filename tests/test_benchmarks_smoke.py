@@ -1,5 +1,5 @@
 """Smoke runs of the benchmarks' --quick modes (benchmarks/controller_scale.py,
-hyperband_digits.py, hyperband_stragglers.py, bo_quality.py, and slot_utilisation.py on the
+hyperband_digits.py, hyperband_stragglers.py, bo_quality.py, sampler_quality.py, and slot_utilisation.py on the
 real cluster): they run, print their tables, write their raw
 JSON and leave benchmarks/README.md alone. Structure only, never timings."""
 from __future__ import annotations
@@ -123,3 +123,14 @@ def test_slot_utilisation_quick(tmp_path, capsys):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_sampler_quality_quick(tmp_path, capsys):
+    _, out, data = run("sampler_quality", [], tmp_path, capsys)
+    assert "| problem | algorithm | sampler |" in out
+    combos = {(r["problem"], r["algorithm"], r["sampler"]) for r in data["runs"]}
+    assert combos == {("branin", a, s) for a in ("hyperband", "asha") for s in ("random", "kde", "model")}
+    for entry in data["runs"]:
+        (run_,) = entry["runs"]
+        assert run_["spent_fe"] >= 10.0 and run_["trials"] > 0
+        assert 0 <= run_["regret"]["1.0"] < float("inf")  # something reached the full resource
