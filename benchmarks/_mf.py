@@ -508,7 +508,7 @@ def parse_seeds(text: str, methods: Sequence[str], default: int) -> Dict[str, in
 def main(problem: Any, argv: Optional[Sequence[str]], *, script: str, section: str, intro: str, quick: bool,
          seeds: int, peer_seeds: str, jobs: int, methods_arg: str, multiples: Sequence[int], target: float,
          fmt: str, bohb_vs_hb: Sequence[int], problem_label: str, about: str, write_readme: bool,
-         results_dir: Any) -> int:
+         results_dir: Any, peers_from: Optional[str] = None) -> int:
     """Run the methods on ``problem``, print the tables, save the raw JSON, append to the README."""
     from _common import append_readme, command_line, machine, machine_line, now, save_json
 
@@ -524,7 +524,23 @@ def main(problem: Any, argv: Optional[Sequence[str]], *, script: str, section: s
         print(f"skipped {m}: {why}", flush=True)
     seed_of = parse_seeds(peer_seeds, methods, seeds)
     budget = multiples[-1] * problem.R
-    runs = run_all(problem, methods, seed_of, budget, jobs)
+    reused: List[Dict[str, Any]] = []
+    reused_note = ""
+    if peers_from:
+        # the peers' runs of an earlier invocation (same problem, budget and seeds): their scores are
+        # deterministic given the seed; only their optimiser seconds were measured under that run's load
+        import json
+
+        earlier = json.loads(open(peers_from).read())
+        if earlier["R"] != problem.R or earlier["multiples"][-1] != multiples[-1]:
+            raise SystemExit(f"--peers-from {peers_from}: another R or budget")
+        reused = [r for r in earlier["runs"] if not r["method"].startswith("hpctune_") and r["method"] in methods]
+        reused_note = (f" Peers' runs ({', '.join(sorted({r['method'] for r in reused}))}) reused from the run of "
+                       f"{earlier['date']} (`{earlier['command']}`); hpc-tune's rows run now.")
+        for m in {r["method"] for r in reused}:
+            seed_of[m] = len([r for r in reused if r["method"] == m])
+    runs = reused + run_all(problem, [m for m in methods if m not in {r["method"] for r in reused}], seed_of,
+                            budget, jobs)
     s = summarise(problem, methods, runs, multiples, target, fmt)
     lines = goals(s, multiples, problem_label, bohb_vs_hb)
     wall = time.perf_counter() - t_start
@@ -533,7 +549,7 @@ def main(problem: Any, argv: Optional[Sequence[str]], *, script: str, section: s
     text = (f"{now()} - `{command}` - {machine_line(m_info)}\n\n{about} R = {problem.R}, eta = {problem.eta}; "
             f"budgets in full-budget equivalents (k x R resource units, one configuration trained to R costs R); "
             f"{seeds} seeds" + (f" (fewer for: {'; '.join(fewer)}, to fit the shared 2-core machine)" if fewer else "")
-            + f"; {jobs} processes; wall time {wall / 60:.1f} min."
+            + f"; {jobs} processes; wall time {wall / 60:.1f} min." + reused_note
             + (f" Skipped: {'; '.join(f'{m} ({why})' for m, why in skipped.items())}." if skipped else "")
             + f"\n\nMedian over seeds of the best score after k x R:\n\n{s['table']}\n\n"
             f"Full budgets until the median best score reaches {fmt.format(target)}, against hpc-tune's Hyperband "

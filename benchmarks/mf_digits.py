@@ -92,6 +92,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     help=f"fewer seeds for slow methods, as name=n,... (default {DEFAULT_PEER_SEEDS})")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     ap.add_argument("--methods", default=",".join(_mf.METHODS))
+    ap.add_argument("--peers-from", default=None,
+                    help="reuse the peers' runs from this raw results JSON of an earlier full run (hpc-tune's run now)")
     ap.add_argument("--no-readme", action="store_true")
     ap.add_argument("--results-dir", default=str(RESULTS))
     args = ap.parse_args(argv)
@@ -107,7 +109,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     seeds=seeds, peer_seeds=args.peer_seeds, jobs=args.jobs, methods_arg=args.methods,
                     multiples=QUICK_MULTIPLES if args.quick else MULTIPLES, target=TARGET, fmt="{:.4f}",
                     bohb_vs_hb=[] if args.quick else [25, 100], problem_label="digits", about=about,
-                    write_readme=not args.no_readme, results_dir=results_dir)
+                    write_readme=not args.no_readme, results_dir=results_dir, peers_from=args.peers_from)
 
 
 SECTION = "mf_digits.py: ASHA, BOHB and the samplers on the digits MLP against SMAC3, DEHB, HpBandSter, Optuna, Ray Tune"
