@@ -47,5 +47,6 @@ def drive(spec: Dict[str, Any], seed: int, fresh: Callable[[Dict[str, Any]], Any
         peak = max(peak, len(checkpoints))
         for tid in [k for k in checkpoints if k not in keep]:
             del checkpoints[tid]
-    return {"trials": trials, "initial": initial or [], "checkpoints_peak": peak,
+    # what is left is what a trial may still start from: every member's last interval
+    return {"trials": trials, "initial": initial or [], "checkpoints_peak": peak, "checkpoints": checkpoints,
             "exploits": sum(1 for t in trials if t["donor"] is not None)}
