@@ -1,15 +1,15 @@
 """Reading a study for people and programs: status tables, the best trial, exports."""
 from __future__ import annotations
 
-import glob
 import os
 from typing import Any, Dict, List, Optional
 
 from tabulate import tabulate
 
-from .search.base import TrialState
-from .study import LEASE_FILE, StudyView, TrialView, holder_description, trial_dir
-from .trial import read_json
+from .controller.lease import lease_holder
+from .journal import StudyView
+from .paths import StudyPaths
+from .trials import TrialRecord
 
 
 def study_state(view: StudyView) -> str:
@@ -17,25 +17,15 @@ def study_state(view: StudyView) -> str:
         return str(view.ended.get("state"))
     if view.cancel_requested is not None:
         return "cancelling"
-    lease = read_json(os.path.join(view.study_dir, LEASE_FILE))
-    if holder_description(lease):
+    if lease_holder(view.study_dir):
         return "running"
     if any(c.get("action") == "submitted" for c in view.controllers[-1:]):
         return "controller queued"
     return "stopped (no controller: `hpc-tune resume` carries on)"
 
 
-def best_trial(view: StudyView) -> Optional[TrialView]:
-    metric = view.info.get("metric")
-    if not metric:
-        return None
-    done = [t for t in view.trials.values()
-            if t.state in (TrialState.COMPLETED, TrialState.STOPPED) and t.value is not None]
-    if not done:
-        return None
-    maximize = view.info.get("optimization") == "maximize"
-    return (max if maximize else min)(done, key=lambda t: (t.value, -t.trial_id) if maximize
-                                      else (t.value, t.trial_id))
+def best_trial(view: StudyView) -> Optional[TrialRecord]:
+    return view.best()
 
 
 def _fmt_time(seconds: Optional[float]) -> str:
@@ -70,12 +60,12 @@ def format_status(view: StudyView, max_rows: int = 200) -> str:
         lines.append(f"best:   trial {best.trial_id}, {metric} = {best.value:g}")
     rows = []
     trials = sorted(view.trials.values(), key=lambda t: t.trial_id)
-    places = any(trial_place(t.meta) for t in trials[-max_rows:])
+    places = any(trial_place(t) for t in trials[-max_rows:])
     for t in trials[-max_rows:]:
         last = t.last(metric) if metric else None
         rows.append([t.trial_id, t.state.value, t.job_id or "", _params_text(t), "" if t.resource is None
                      else f"{t.resource:g}", "" if last is None else f"{last:g}", _fmt_time(t.run_time),
-                     t.reason[:60]] + ([trial_place(t.meta)] if places else []))
+                     t.reason[:60]] + ([trial_place(t)] if places else []))
     if rows:
         lines += ["", tabulate(rows, headers=["trial", "state", "job", "parameters", "resource",
                                               metric or "metric", "run time", "note"]
@@ -87,10 +77,10 @@ def format_status(view: StudyView, max_rows: int = 200) -> str:
     return "\n".join(lines)
 
 
-def trial_place(meta: Dict[str, Any]) -> str:
+def trial_place(t: TrialRecord) -> str:
     """Where a trial sits in its algorithm: "bracket 2 rung 1" (Hyperband), "rung 1"
     (ASHA), "member 3 interval 2" (PBT), with the trial it starts from ("<- 12")."""
-    parts = []
+    meta, parts = t.meta, []
     if meta.get("member") is not None:
         parts.append(f"member {meta['member']} interval {meta.get('interval')}")
     else:
@@ -98,12 +88,12 @@ def trial_place(meta: Dict[str, Any]) -> str:
             parts.append(f"bracket {meta['bracket']}")
         if meta.get("rung") is not None:
             parts.append(f"rung {meta['rung']}")
-    if meta.get("resume_from") is not None:
-        parts.append(f"<- {meta['resume_from']}")
+    if t.resume_from is not None:
+        parts.append(f"<- {t.resume_from}")
     return " ".join(parts)
 
 
-def _params_text(t: TrialView) -> str:
+def _params_text(t: TrialRecord) -> str:
     return " ".join(f"{k}={v}" for k, v in t.params.items())
 
 
@@ -119,18 +109,20 @@ def export_rows(view: StudyView) -> List[Dict[str, Any]]:
                     "run_time_s": None if t.run_time is None else round(t.run_time, 1),
                     "reports": t.n_reports,
                     f"last.{metric}" if metric else "last": t.last(metric) if metric else None})
-        for k in ("bracket", "rung", "parent", "member", "interval", "resume_from", "donor"):
+        for k in ("bracket", "rung", "parent", "member", "interval", "donor"):
             if k in t.meta:
                 row[k] = t.meta[k]
+        if t.resume_from is not None:
+            row["resume_from"] = t.resume_from
         rows.append(row)
     return rows
 
 
-def trial_log_paths(study_dir: str, t: TrialView) -> List[str]:
+def trial_log_paths(study_dir: str, t: TrialRecord) -> List[str]:
     """The trial's own output files, then the scheduler's log of its last job."""
-    tdir = trial_dir(study_dir, t.trial_id)
-    paths = sorted(p for pattern in ("*.out", "*.err", "*.log") for p in glob.glob(os.path.join(tdir, pattern)))
+    study = StudyPaths(study_dir)
+    paths = study.trial(t.trial_id).own_logs()
     if t.job_id:
-        paths += sorted(glob.glob(os.path.join(study_dir, "slurm", "**", f"{t.job_id}_*_log.*"), recursive=True))
+        paths += study.scheduler_logs(t.job_id)
     return [p for p in paths if os.path.getsize(p) > 0 or p.endswith(".err")]
 

@@ -17,35 +17,25 @@ Multi-fidelity and PBT trials carry ``resource`` (the total to train to) and
 first). An ask/tell user copies that checkpoint; the Slurm and local controllers do it
 themselves. ASHA's stopping mode needs the learning curve:
 ``tuner.report(trial, step, value)`` records one point and returns True when the trial
-must stop now (it is then recorded as stopped with that value).
+must stop now (it is then recorded as stopped with that value). The study file's
+per-trial policies (``median``, ...) are the controller's; ``report`` applies only the
+algorithm's own rule.
 """
 from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass, field, replace
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, List, Mapping, Optional, Union
 
 from .search import suggest
-from .search.base import History, TrialRecord, TrialState
-from .search.stopping import TIME_CURVE, policies_of, trials_to_stop
+from .search.asha import TIME_CURVE, rung_stops, stopping_policy
 from .spec import Spec, load_spec, spec_from_dict
+from .spec.model import AshaConfig
+from .trials import History, TrialRecord, TrialState
 
-
-@dataclass(frozen=True)
-class Trial:
-    """A trial to run: its id, parameters and, for multi-fidelity and PBT, the total
-    resource to reach and the trial whose checkpoint it starts from."""
-
-    trial_id: int
-    params: Dict[str, Any]
-    resource: Optional[float] = None
-    meta: Dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def resume_from(self) -> Optional[int]:
-        v = self.meta.get("resume_from")
-        return v if isinstance(v, int) and not isinstance(v, bool) else None
+# What ``ask`` hands out is the one trial model: id, parameters, budget (``resource``),
+# the searcher's tags (``meta``) and, after ``tell``, state and value.
+Trial = TrialRecord
 
 
 def draw_seed() -> int:
@@ -61,7 +51,6 @@ class Tuner:
         self._exhausted = False
         self.notes: List[str] = []
         self._reports = 0  # a logical clock for the order of reports (ASHA's stopping mode)
-        self._report_times: Dict[int, List[Any]] = {}
 
     @classmethod
     def from_file(cls, path: str, seed: Optional[int] = None) -> "Tuner":
@@ -85,9 +74,9 @@ class Tuner:
         out = []
         for s in result.suggestions:
             record = TrialRecord(len(self._trials), dict(s.params), TrialState.PENDING, resource=s.resource,
-                                 meta=dict(s.meta))
+                                 meta=dict(s.meta), resume_from=s.resume_from)
             self._trials.append(record)
-            out.append(Trial(record.trial_id, dict(s.params), s.resource, dict(s.meta)))
+            out.append(record)
         self._exhausted = result.exhausted
         return out
 
@@ -105,32 +94,31 @@ class Tuner:
         state = TrialState(state)
         if state is TrialState.COMPLETED and (value is None or not math.isfinite(float(value))):
             state = TrialState.FAILED
-        self._trials[tid] = replace(self._trials[tid], state=state,
-                                    value=None if value is None else float(value))
+        record = self._trials[tid]
+        record.state = state
+        record.value = None if value is None else float(value)
 
     def report(self, trial: Union[Trial, int], step: float, value: float) -> bool:
-        """Record one point of a running trial's curve; True when a per-trial stopping
-        rule (the file's, or ASHA's stopping mode) stops it now, in which case it is
-        recorded as stopped with ``value``."""
-        tid = trial.trial_id if isinstance(trial, Trial) else int(trial)
+        """Record one point of a running trial's curve; True when the algorithm's own
+        stopping rule (ASHA's stopping mode) stops it now, in which case it is recorded
+        as stopped with ``value``."""
+        tid = trial.trial_id if isinstance(trial, TrialRecord) else int(trial)
         record = self._trials[tid]
         if not record.state.live:
             raise ValueError(f"trial {tid} has ended ({record.state.value})")
-        self._trials[tid] = replace(record, state=TrialState.RUNNING,
-                                    intermediate=record.intermediate + ((float(step), float(value)),))
+        metric = self.spec.metric.name if self.spec.metric else "value"
         self._reports += 1
-        self._report_times.setdefault(tid, []).append((float(step), float(self._reports)))
-        policies = policies_of(self.spec.early_stopping.policies, self.spec.algorithm)
-        if not policies:
+        record.add_report({"step": float(step), metric: float(value), TIME_CURVE: float(self._reports)},
+                          (metric, TIME_CURVE))
+        record.state = TrialState.RUNNING
+        algo = self.spec.algorithm
+        if not (isinstance(algo, AshaConfig) and algo.mode == "stopping"):
             return False
-        curves = {t.trial_id: {p.metric.name: t.intermediate for p in policies} for t in self._trials
+        curves = {t.trial_id: {metric: t.curve(metric), TIME_CURVE: t.curve(TIME_CURVE)} for t in self._trials
                   if t.state is not TrialState.CANCELLED}
-        for t_id, times in self._report_times.items():
-            if t_id in curves:
-                curves[t_id][TIME_CURVE] = tuple(times)
         live = {t.trial_id for t in self._trials if t.state.live}
         failed = {t.trial_id for t in self._trials if t.state is TrialState.FAILED}
-        if tid in dict(trials_to_stop(policies, curves, live, failed)):
+        if tid in rung_stops(stopping_policy(algo), curves, live, failed):
             self.tell(tid, value, TrialState.STOPPED)
             return True
         return False
@@ -143,8 +131,4 @@ class Tuner:
 
     def best(self) -> Optional[TrialRecord]:
         metric = self.spec.metric
-        maximize = bool(metric and metric.maximize)
-        done = self.history.with_values()
-        if not done:
-            return None
-        return (max if maximize else min)(done, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
+        return self.history.best(bool(metric and metric.maximize))

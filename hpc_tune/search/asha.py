@@ -7,7 +7,8 @@ Public entry points (stable: the benchmarks call them):
 * ``rungs(min_resource, max_resource, eta, min_early_stopping_rate, type)``: the
   resources of the rungs, bottom first; ``ladder(config)`` for a config;
 * ``stopping_policy(config)``: the ``RungPolicy`` that carries stopping mode's
-  decisions through the per-trial stopping interface (``search.stopping``), and
+  decisions through the controller's stopping interface (``controller.stopping.RungRule``)
+  and the ask/tell ``Tuner.report``, and
   ``rung_stops(policy, curves, live, excluded)``: those decisions, a pure function of
   the recorded curves.
 
@@ -18,7 +19,8 @@ ladder. ``int`` resources are rounded as Hyperband's are.
 
 **Promotion mode.** Each (configuration, rung) is a trial that ends at its rung's
 resource, tagged ``meta = {"rung": k, "config": j, "parent": trial id or None,
-"resume_from": trial id or None}``. For each free slot: for k from the top rung − 1 down
+"resume_from": trial id or None}`` (``resume_from`` also as ``Suggestion.resume_from``,
+which the controller reads). For each free slot: for k from the top rung − 1 down
 to 0, the candidates are the best ⌊|rung k| / η⌋ trials that completed rung k (failed and
 cancelled trials are not members; ties: the earlier trial wins); the best candidate whose
 configuration was not promoted from rung k yet goes to rung k + 1, as a new trial told
@@ -204,11 +206,11 @@ def _observations(history: History, config: AshaConfig, ladder_: List[Resource])
     """What the sampler learns from. Stopping mode's trials count once per rung they
     reached (their value at that rung's resource), as promotion mode's trials do."""
     if config.mode != "stopping":
-        return samplers.observations_of(history, config.metric.optimization)
+        return samplers.observations_of(history, config.metric)
     observed: List[samplers.Observation] = []
     pending: List[Dict[str, Any]] = []
     for t in history.trials:
-        curve = t.intermediate
+        curve = t.curve(config.metric.name)
         for res in ladder_:
             at = next((v for step, v in curve if step >= res), None)
             if at is None:
@@ -262,9 +264,10 @@ def suggest(space: Space, config: AshaConfig, history: History, seed: int, n: in
             out.append(Suggestion(params=fresh[k], resource=ladder_[0],
                                   meta={"rung": 0, "config": k, "parent": None, "resume_from": None}))
         else:
+            resume_from = t.trial_id if config.resume else None
             out.append(Suggestion(params=dict(t.params), resource=ladder_[k + 1],
                                   meta={"rung": k + 1, "config": _tag(t, "config"), "parent": t.trial_id,
-                                        "resume_from": t.trial_id if config.resume else None}))
+                                        "resume_from": resume_from}, resume_from=resume_from))
     exhausted = (not out and not state.live and state.n_configs >= config.n_trials
                  and _promotion(state, eta, top, config.metric.optimization, set()) is None)
     return SearchResult(tuple(out), exhausted=exhausted)

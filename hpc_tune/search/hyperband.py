@@ -326,7 +326,7 @@ def _model_configs(space: Space, config: HyperbandConfig, history: History, seed
     """Fresh configurations from the study's sampler (``sampler: kde|model``), one per
     planned trial, each drawn with ``sub_rng(seed, s, j)`` from the history as it is
     now: configurations handed out in this call count as pending for the next."""
-    observed, pending = samplers.observations_of(history, config.metric.optimization)
+    observed, pending = samplers.observations_of(history, config.metric)
     out: Dict[int, Tuple[Dict[int, Dict[str, Any]], Set[int]]] = {}
     for p in planned:
         params = samplers.propose(space, config.sampler, observed, 1, sub_rng(seed, p.s, p.config), pending)[0]
@@ -374,13 +374,14 @@ def suggest(space: Space, config: HyperbandConfig, history: History, seed: int, 
             params = dict(configs[p.config])
             if p.config in repeats:
                 repeated[p.s] = repeated.get(p.s, 0) + 1
-        else:
+        resume_from = None
+        if p.parent is not None:
             params = dict(p.parent.params)  # a promotion keeps its configuration
             meta["parent"] = p.parent.trial_id
             if config.resume:
-                meta["resume_from"] = p.parent.trial_id
+                resume_from = meta["resume_from"] = p.parent.trial_id
         resource = bracket_of[p.s].rungs[p.rung].resource
-        suggestions.append(Suggestion(params=params, resource=resource, meta=meta))
+        suggestions.append(Suggestion(params=params, resource=resource, meta=meta, resume_from=resume_from))
 
     notes = []
     size = space.size()

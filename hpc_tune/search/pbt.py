@@ -13,8 +13,8 @@ Public entry points (stable: the benchmarks call them):
 ``population_size`` members train at once. Each interval of each member is one trial,
 told the total resource to reach (``min((i + 1)·perturbation_interval,
 max_resource)``) and tagged ``meta = {"member": m, "interval": i, "resume_from": trial
-id or None, "donor": member or None}``; ``resume_from`` is the trial whose checkpoint
-it starts from (the controller copies that checkpoint into the new trial's own folder
+id or None, "donor": member or None}``; ``resume_from`` (also ``Suggestion.resume_from``)
+is the trial whose checkpoint it starts from (the controller copies that checkpoint into the new trial's own folder
 before submitting it). The initial population (interval 0, no checkpoint) is drawn
 from the matrix as random search draws.
 
@@ -220,7 +220,7 @@ def suggest(space: Space, config: PbtConfig, history: History, seed: int, n: int
         params, source, donor = _decide(space, config, pop, m, last, ranking, seed)
         out.append(Suggestion(params=params, resource=ladder[i + 1],
                               meta={"member": m, "interval": i + 1, "resume_from": source.trial_id,
-                                    "donor": donor}))
+                                    "donor": donor}, resume_from=source.trial_id))
     return SearchResult(tuple(out), exhausted=exhausted and not out)
 
 
@@ -235,9 +235,8 @@ def checkpoints_needed(config: PbtConfig, history: History) -> Set[int]:
         for t in pop.trials[m].values():
             if t.state.live:
                 out.add(t.trial_id)
-                src = (t.meta or {}).get("resume_from")
-                if isinstance(src, int):
-                    out.add(src)
+                if t.resume_from is not None:
+                    out.add(t.resume_from)
         if not pop.left(m):
             t = pop.latest_completed(m)
             if t is not None:

@@ -28,7 +28,8 @@ sampler's fitted kernels, is not state: it changes no result, and a test says so
 
 Samplers are registered by kind in ``SAMPLERS`` as ``"module:function"``, imported on
 first use, so a sampler's dependencies (scikit-learn for ``model``) are only imported by
-studies that use it. A sampler module adds its own line to ``SAMPLERS`` below.
+studies that use it. A sampler module adds its own line to ``SAMPLERS`` below; the
+dialect's kinds are ``spec.model.SAMPLERS`` (the loader accepts those).
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Se
 import numpy as np
 
 from ..space import Space, params_key
-from ..spec.model import SamplerConfig
+from ..spec.model import Metric, SamplerConfig
 from .base import History, TrialState, minimizing
 
 # Draws spent looking for a configuration not seen yet before a repeat is accepted:
@@ -106,11 +107,12 @@ def propose_random(space: Space, config: SamplerConfig, observations: Sequence[O
     return out
 
 
-def observations_of(history: History, optimization: str) -> Tuple[List[Observation], List[Dict[str, Any]]]:
+def observations_of(history: History, metric: Metric) -> Tuple[List[Observation], List[Dict[str, Any]]]:
     """The ``observations`` and ``pending`` arguments of ``propose`` for a history.
 
-    A trial that was stopped early counts at the step of its last report (the
-    resource it really reached), not at the total it was told."""
+    A trial that was stopped early counts at the step of its last report of ``metric``
+    (the resource it really reached), not at the total it was told."""
+    optimization = metric.optimization
     observed: List[Observation] = []
     pending: List[Dict[str, Any]] = []
     for t in history.trials:
@@ -122,8 +124,9 @@ def observations_of(history: History, optimization: str) -> Tuple[List[Observati
                 and math.isfinite(t.value):
             value = minimizing(float(t.value), optimization)
         resource = t.resource
-        if t.state is TrialState.STOPPED and t.intermediate:
-            resource = t.intermediate[-1][0]
+        curve = t.curve(metric.name) if t.state is TrialState.STOPPED else ()
+        if curve:
+            resource = curve[-1][0]
         observed.append(Observation(dict(t.params), resource, value))
     return observed, pending
 

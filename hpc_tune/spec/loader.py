@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import os
 import shlex
+from fractions import Fraction
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import SpecError
@@ -336,13 +337,7 @@ def _sampler(block: Section, space: Space, fixed: Optional[str]) -> SamplerConfi
     """``sampler: random|kde|model`` and the KDE keys (BOHB's, HpBandSter's defaults).
 
     ``fixed``: the sampler the algorithm implies (``bohb`` is Hyperband with ``kde``)."""
-    from ..search import samplers  # the registry: which samplers this installation has
-
     kind = fixed or block.string("sampler", "random", choices=SAMPLERS)
-    if not samplers.available(kind):
-        block.fail(f"the `{kind}` sampler is not part of this installation of hpc-tune; available: "
-                   f"{', '.join(k for k in SAMPLERS if samplers.available(k))}",
-                   key=None if fixed else "sampler")
     kde_keys = [k for k in sorted(KDE_KEYS - (MODEL_KEYS if kind == "model" else set())) if block.has(k)]
     if kde_keys and kind != "kde":
         also = f"; `sampler: model` takes {' and '.join(sorted(MODEL_KEYS))}" if kind == "model" else ""
@@ -375,10 +370,14 @@ def _sampler(block: Section, space: Space, fixed: Optional[str]) -> SamplerConfi
 
 
 def _ladder_length(r: float, R: float, eta: float) -> int:
-    """How many resources r·η^k (k = 0, 1, ...) are at most R, without float surprises."""
-    from ..search.asha import rungs
-
-    return len(rungs(r, R, eta, 0, "float"))
+    """How many resources r·η^k (k = 0, 1, ...) are at most R, in exact arithmetic (as
+    ``search.asha.rungs`` counts them: a float power of 3 can miss 243)."""
+    exact = [Fraction(repr(float(x))) if isinstance(x, float) else Fraction(x) for x in (r, R, eta)]
+    x, count = exact[0], 0
+    while x <= exact[1]:
+        count += 1
+        x *= exact[2]
+    return count
 
 
 def _asha(block: Section, space: Space, n_key: str) -> AshaConfig:

@@ -11,9 +11,15 @@ import textwrap
 from fake_backend import FakeBackend, _params_of
 
 from hpc_tune.controller import Controller
+from hpc_tune.journal import load_view
+from hpc_tune.paths import StudyPaths
 from hpc_tune.search import pbt
 from hpc_tune.spec import load_spec
-from hpc_tune.study import create_study, load_view, trial_dir
+from hpc_tune.study import create_study
+
+
+def trial_dir(study_dir, tid):
+    return StudyPaths(study_dir).trial(tid).root
 
 
 def make_study(tmp_path, yaml_text, seed=1):
@@ -78,8 +84,8 @@ def test_asha_promotions_continue_in_their_chain_folder_told_the_total(tmp_path)
         assert backend.found[tid]["trail"] == ([] if t.meta["rung"] == 0 else
                                                backend.found[t.meta["parent"]]["trail"] + [t.meta["parent"]])
         root = tid
-        while trials[root].meta["resume_from"] is not None:
-            root = trials[root].meta["resume_from"]
+        while trials[root].resume_from is not None:
+            root = trials[root].resume_from
         assert backend.found[tid]["ckpt"] == os.path.join(trial_dir(study_dir, root), "checkpoints")
         assert t.resource == [1, 3, 9][t.meta["rung"]]
 
@@ -118,7 +124,8 @@ def test_pbt_copies_the_source_checkpoint_into_the_trials_own_folder_before_subm
     for tid, t in trials.items():
         own = os.path.join(trial_dir(study_dir, tid), "checkpoints")
         assert backend.found[tid]["ckpt"] == own  # every trial writes only its own folder
-        src = t.meta["resume_from"]
+        src = t.resume_from
+        assert src == t.meta["resume_from"]
         # what it found is exactly what its source had saved: a copy made before it ran
         assert backend.found[tid]["trail"] == ([] if src is None else backend.found[src]["trail"] + [src])
         # and the source's own checkpoint was never changed by anyone after it

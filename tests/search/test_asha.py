@@ -11,9 +11,8 @@ from typing import List, Optional
 import pytest
 
 from hpc_tune.search import asha
-from hpc_tune.search.asha import TIME_CURVE, RungPolicy
+from hpc_tune.search.asha import TIME_CURVE, RungPolicy, rung_stops
 from hpc_tune.search.base import History, TrialRecord, TrialState
-from hpc_tune.search.stopping import trials_to_stop
 from hpc_tune.space import Discrete, Space, Uniform
 from hpc_tune.spec.model import AshaConfig, Metric, ResourceConfig
 
@@ -232,6 +231,15 @@ def test_stopping_mode_gives_one_trial_per_configuration_told_R():
 
 def test_stopping_policy_rungs_are_below_the_top():
     assert asha.stopping_policy(config(R=27, mode="stopping")).rungs == (1.0, 3.0, 9.0)
+
+
+def trials_to_stop(policies, curves, live, excluded=frozenset()):
+    """The rule's stops as the stopping interface lists them: sorted (trial id, reason)."""
+    out = {}
+    for policy in policies:
+        for tid, why in rung_stops(policy, curves, live, excluded).items():
+            out.setdefault(tid, why)
+    return sorted(out.items())
 
 
 def curve(*points):

@@ -57,14 +57,17 @@ def _short(space, config, observations, n, rng, pending):
 
 
 def test_observations_of_a_history():
+    stopped = TrialRecord(3, {"x": 0.4}, TrialState.STOPPED, value=0.7, resource=9)
+    for step, v in ((1, 0.9), (3, 0.7)):
+        stopped.add_report({"step": step, "acc": v}, ("acc",))
     trials = [
         TrialRecord(0, {"x": 0.1}, TrialState.COMPLETED, value=0.5, resource=3),
         TrialRecord(1, {"x": 0.2}, TrialState.FAILED, resource=3),
         TrialRecord(2, {"x": 0.3}, TrialState.RUNNING, resource=9),
-        TrialRecord(3, {"x": 0.4}, TrialState.STOPPED, value=0.7, resource=9, intermediate=((1.0, 0.9), (3.0, 0.7))),
+        stopped,
         TrialRecord(4, {"x": 0.5}, TrialState.COMPLETED, value=math.nan, resource=3),
     ]
-    observed, pending = samplers.observations_of(History.of(trials), "maximize")
+    observed, pending = samplers.observations_of(History.of(trials), Metric("acc", "maximize"))
     assert observed == [
         samplers.Observation({"x": 0.1}, 3, -0.5),  # to minimise
         samplers.Observation({"x": 0.2}, 3, None),

@@ -147,22 +147,6 @@ def test_asha_errors_are_located(tmp_path, block, line, key, words):
     located(err, path, line, key, *words)
 
 
-def test_a_sampler_this_installation_lacks_is_refused_where_it_is_named(tmp_path, monkeypatch):
-    monkeypatch.delitem(samplers.SAMPLERS, "kde", raising=False)
-    path, err = error(tmp_path, f"""
-        hptuning:
-          asha:
-            max_resource: 9
-            n_experiments: 5
-            sampler: kde
-            {RESOURCE}
-            {METRIC}
-          matrix:
-            lr: {{uniform: [0, 1]}}
-        """)
-    located(err, path, 5, "hptuning.asha.sampler", "not part of this installation", "available: random")
-
-
 # ------------------------------------------------------------------------------ BOHB
 
 

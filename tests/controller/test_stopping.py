@@ -1,5 +1,5 @@
 """Per-trial stopping rules: median, truncation, diff."""
-from hpc_tune.search.stopping import trials_to_stop
+from hpc_tune.controller.stopping import trials_to_stop
 from hpc_tune.spec.model import Metric, TrialPolicy
 
 LOSS = Metric("loss", "minimize")
@@ -46,3 +46,9 @@ def test_evaluation_interval_skips_steps_between_evaluations():
     assert trials_to_stop([TrialPolicy("median", LOSS, evaluation_interval=2)], c, live={3}) == []
     c = curves(t0=[1, 1, 1, 1], t1=[1, 1, 1, 1], t2=[1, 1, 1, 1], t3=[9, 9, 9, 9])
     assert [t for t, _ in trials_to_stop([TrialPolicy("median", LOSS, evaluation_interval=2)], c, live={3})] == [3]
+
+
+def test_median_does_not_apply_when_the_others_curves_start_after_the_step():
+    # found by test_core_properties: trials 1 and 2 reached step 3 but report nothing before it
+    c = {0: {"loss": ((1, 5.0),)}, 1: {"loss": ((4, 1.0),)}, 2: {"loss": ((6, 1.0),)}}
+    assert trials_to_stop([TrialPolicy("median", LOSS, min_samples=2, min_interval=1)], c, live={0}) == []
