@@ -12,6 +12,7 @@ from .spec.model import (
     HyperbandConfig,
     HyperoptConfig,
     IterativeConfig,
+    ModelSamplerConfig,
     PbtConfig,
     SamplerConfig,
 )
@@ -28,6 +29,9 @@ def _sampler(config: SamplerConfig) -> Dict[str, Any]:
         out.update(top_n_percent=config.top_n_percent, random_fraction=config.random_fraction,
                    num_samples=config.num_samples, bandwidth_factor=config.bandwidth_factor,
                    min_bandwidth=config.min_bandwidth, min_points_in_model=config.min_points_in_model)
+    elif config.kind == "model":
+        model = config.model or ModelSamplerConfig()
+        out.update(random_fraction=model.random_fraction, min_points_in_model=model.min_points_in_model)
     return out
 
 

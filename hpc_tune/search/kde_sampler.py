@@ -75,10 +75,12 @@ _DENSITY_FLOOR = 1e-32
 
 
 def min_points(space: Space, config: SamplerConfig) -> int:
-    """``min_points_in_model``; None (the default) means the number of parameters + 1."""
+    """``min_points_in_model``: the number of parameters + 1 when None (the default), and
+    never fewer (HpBandSter raises a smaller value to it, with a warning: a density on
+    fewer points than dimensions + 1 is degenerate)."""
     if config.min_points_in_model is None:
         return len(space) + 1
-    return max(1, int(config.min_points_in_model))
+    return max(len(space) + 1, int(config.min_points_in_model))
 
 
 # --------------------------------------------------------------------------- encoding

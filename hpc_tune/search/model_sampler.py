@@ -27,8 +27,9 @@ The model (as MOBSTER does, Klein et al. 2020, with its ``matern52`` resource ke
   the BO searcher. Above ``MAX_FIT_POINTS`` results the fit keeps the results of the
   largest budgets, best first;
 * the hyperparameters are fitted on the first ``hyperparameter_fit_size(n)`` of the n
-  results (a geometric grid: 10, 12, 14, 16, 19, 22, 26, ...), the GP is then
-  conditioned on all n. A MAP fit costs tens of likelihood evaluations, conditioning
+  results (a geometric grid: 10, 12, 14, 16, 19, 22, 26, ...; thinned at a regular
+  stride above ``MAX_HYPERPARAMETER_POINTS``), the GP is then conditioned on the results
+  it keeps. A MAP fit costs tens of likelihood evaluations, conditioning
   one Cholesky factorisation, and the hyperparameters move little between 100 and 110
   results; so a study refits them about log(n)/log(1.2) times instead of once per new
   configuration. The fit depends only on those results (no random restarts), so it is
@@ -47,8 +48,9 @@ The model (as MOBSTER does, Klein et al. 2020, with its ``matern52`` resource ke
 * pending trials and the proposals already made in the call count as observed at b* at
   the model's mean there (the kriging believer, as in the BO searcher), so concurrent
   proposals differ;
-* with probability ``random_fraction`` a proposal is a random draw instead (as SMAC's
-  random interleaving does), which keeps a misled model from ever closing the search.
+* with probability ``random_fraction`` a proposal is a random draw instead (SMAC3's
+  random interleaving, whose hyperparameter and multi-fidelity facades use the same
+  0.2), which keeps a misled model from ever closing the search.
 
 Keys (``sampler: model`` in ``hyperband``/``asha``; ``spec.model.ModelSamplerConfig``;
 docs/samplers.md):
@@ -72,14 +74,16 @@ from ..space import Space, params_key
 from ..spec.model import BayesConfig, GaussianProcessConfig, Metric, ModelSamplerConfig, SamplerConfig
 from .bayes import _JITTER, _fit_gp, _Model, _one_blas_thread, _standardise
 from .kde_sampler import child_rngs
-from .samplers import Observation, propose_random
+from .samplers import MAX_DRAWS_PER_CONFIG, Observation
 
 __all__ = ["ModelSamplerConfig", "Observation", "propose", "MAX_FIT_POINTS"]
 
 Key = Tuple[Tuple[str, str], ...]
 
-#: results used by one fit at most (the cost is cubic in it)
+#: results the GP is conditioned on at most, and the hyperparameters fitted on (the
+#: costs are cubic in them)
 MAX_FIT_POINTS = 200
+MAX_HYPERPARAMETER_POINTS = 128
 #: random candidates in the cube, local candidates around the best configurations at b*
 _N_RANDOM = 512
 _N_LOCAL = 256
@@ -91,8 +95,10 @@ _N_REFINE = 64
 _REFINE_SCALES = (0.005, 0.03)
 #: snapped candidates checked for repeats, best first
 _N_SNAP = 64
-#: fitted kernels kept for later calls with the same observations
+#: fitted kernels (and spaces' encodings) kept for later calls with the same observations
 _MEMO_SIZE = 8
+#: encoded configurations kept per space
+_MAX_ENCODINGS = 50_000
 #: the kernel's hyperparameters are refitted when the results grow by about this factor
 _REFIT_GROWTH = 1.2
 
@@ -122,6 +128,40 @@ class _Data:
     u_of: Dict[float, float]  # resource -> its column value
 
 
+_ENCODINGS: "OrderedDict[Space, Dict[Tuple[Any, ...], Tuple[Key, Optional[np.ndarray]]]]" = OrderedDict()
+
+
+def _encoded(space: Space, params: Dict[str, Any]) -> Tuple[Key, Optional[np.ndarray]]:
+    """``params_key(params)`` and ``space.encode(params)`` (None when ``params`` is not a
+    point of this space), memoised: every call sees every observation again, and the two
+    cost ~100 us a configuration in Python, a tenth of the whole proposal at 1,000 trials."""
+    memo = _ENCODINGS.get(space)
+    if memo is None:
+        memo = _ENCODINGS[space] = {}
+        while len(_ENCODINGS) > _MEMO_SIZE:
+            _ENCODINGS.popitem(last=False)
+    try:
+        # the types too: 1, 1.0 and True are equal in Python but not the same value here
+        ident: Optional[Tuple[Any, ...]] = tuple((k, type(v), v) for k, v in params.items())
+        hit = memo.get(ident)  # type: ignore[arg-type]
+    except TypeError:  # an unhashable value (a list from a journal)
+        ident, hit = None, None
+    if hit is not None:
+        return hit
+    key = params_key(params)
+    try:
+        x: Optional[np.ndarray] = space.encode(params)
+        if not np.all(np.isfinite(x)):  # type: ignore[arg-type]
+            x = None
+    except (KeyError, ValueError, TypeError):
+        x = None  # a trial from another version of the space
+    if ident is not None:
+        if len(memo) >= _MAX_ENCODINGS:
+            memo.clear()
+        memo[ident] = (key, x)
+    return key, x
+
+
 def _data(space: Space, observations: Sequence[Observation]) -> Optional[_Data]:
     xs: List[np.ndarray] = []
     losses: List[float] = []
@@ -131,10 +171,10 @@ def _data(space: Space, observations: Sequence[Observation]) -> Optional[_Data]:
             continue
         try:
             value, r = float(ob.value), float(ob.resource)
-            x = space.encode(ob.params)
-        except (KeyError, ValueError, TypeError):
-            continue  # a trial from another version of the space
-        if not (math.isfinite(value) and math.isfinite(r) and r > 0 and np.all(np.isfinite(x))):
+        except (ValueError, TypeError):
+            continue
+        x = _encoded(space, ob.params)[1]
+        if x is None or not (math.isfinite(value) and math.isfinite(r) and r > 0):
             continue
         xs.append(x)
         losses.append(value)
@@ -155,7 +195,7 @@ def _acquisition_budget(data: _Data, needed: int) -> Optional[float]:
 
 
 def _kept(data: _Data) -> np.ndarray:
-    """Indices of the results a fit uses: all of them, or the largest budgets' first,
+    """Indices of the results the GP is conditioned on: all of them, or the largest budgets' first,
     best first, up to MAX_FIT_POINTS (in creation order)."""
     if len(data.loss) <= MAX_FIT_POINTS:
         return np.arange(len(data.loss))
@@ -222,14 +262,25 @@ def _kernel(X: np.ndarray, loss: np.ndarray):
     return kernel
 
 
-def _fit(X: np.ndarray, loss: np.ndarray) -> Tuple[GaussianProcessRegressor, np.ndarray]:
-    """The GP on every row, with hyperparameters fitted on the first
-    ``hyperparameter_fit_size`` rows: a MAP fit costs tens of likelihood evaluations,
-    conditioning on new rows one Cholesky factorisation, and the hyperparameters move
-    little between 100 and 110 results. Returns the GP and the warped outputs."""
-    m = hyperparameter_fit_size(len(loss))
-    kernel = _kernel(X[:m], loss[:m])
-    y = warp(loss)
+def hyperparameter_rows(n: int) -> np.ndarray:
+    """Which of ``n`` results (in creation order) the kernel's hyperparameters are fitted
+    on: the first ``hyperparameter_fit_size(n)``, thinned to ``MAX_HYPERPARAMETER_POINTS`` at a
+    regular stride. The set changes only when the grid moves on, so a study refits about
+    log(n) / log(1.2) times, whatever the number of configurations it asks for."""
+    m = hyperparameter_fit_size(n)
+    if m <= MAX_HYPERPARAMETER_POINTS:
+        return np.arange(m)
+    return np.unique(np.round(np.linspace(0, m - 1, MAX_HYPERPARAMETER_POINTS)).astype(int))
+
+
+def _fit(data: _Data, keep: np.ndarray) -> Tuple[GaussianProcessRegressor, np.ndarray]:
+    """The GP conditioned on the rows ``keep``, with hyperparameters fitted on
+    ``hyperparameter_rows``: a MAP fit costs tens of likelihood evaluations,
+    conditioning one Cholesky factorisation, and the hyperparameters move little
+    between 100 and 110 results. Returns the GP and the warped outputs of ``keep``."""
+    rows = hyperparameter_rows(len(data.loss))
+    kernel = _kernel(data.X[rows], data.loss[rows])
+    X, y = data.X[keep], warp(data.loss[keep])
     gp = GaussianProcessRegressor(kernel=kernel, alpha=_JITTER, optimizer=None, normalize_y=False)
     try:
         gp.fit(X, y)
@@ -249,8 +300,8 @@ class _Acquirer:
         self.space = space
         self.u = data.u_of[budget]
         keep = _kept(data)
-        X, loss, res = data.X[keep], data.loss[keep], data.resource[keep]
-        gp, y = _fit(X, loss)
+        X, res = data.X[keep], data.resource[keep]
+        gp, y = _fit(data, keep)
         self.model = _Model(space, _EI, X, y, gp, [])
         at_budget = res == budget
         self.model.best = float(y[at_budget].min())  # the incumbent: the best at b*
@@ -294,6 +345,18 @@ class _Acquirer:
         return None
 
 
+def _random(space: Space, seen: Set[Key], rng: np.random.Generator) -> Dict[str, Any]:
+    """A draw from the matrix that repeats nothing in ``seen`` if it can (as the random
+    sampler, ``samplers.propose_random``, draws)."""
+    size = space.size()
+    params = space.sample(rng)
+    draws = 1
+    while (size is None or len(seen) < size) and params_key(params) in seen and draws < MAX_DRAWS_PER_CONFIG:
+        params = space.sample(rng)
+        draws += 1
+    return params
+
+
 def propose(space: Space, config: SamplerConfig, observations: Sequence[Observation], n: int,
             rng: np.random.Generator, pending: Sequence[Dict[str, Any]] = ()) -> List[Dict[str, Any]]:
     """``n`` new configurations (see the module docstring)."""
@@ -305,7 +368,8 @@ def propose(space: Space, config: SamplerConfig, observations: Sequence[Observat
     pending = [dict(p) for p in pending]
     data = _data(space, observations) if len(space) else None
     budget = _acquisition_budget(data, min_points(space, opts)) if data is not None else None
-    seen: Set[Key] = {params_key(o.params) for o in observations} | {params_key(p) for p in pending}
+    seen: Set[Key] = {_encoded(space, o.params)[0] for o in observations} | \
+        {_encoded(space, p)[0] for p in pending}
     out: List[Dict[str, Any]] = []
     with _one_blas_thread():
         acq = _Acquirer(space, data, budget) if data is not None and budget is not None else None
@@ -318,7 +382,7 @@ def propose(space: Space, config: SamplerConfig, observations: Sequence[Observat
             if acq is not None and coin >= float(opts.random_fraction):
                 params = acq.best(seen, child)
             if params is None:
-                params = propose_random(space, config, observations, 1, child, pending + out)[0]
+                params = _random(space, seen, child)
             seen.add(params_key(params))
             out.append(params)
             if acq is not None and len(out) < n:

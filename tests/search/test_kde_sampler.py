@@ -83,6 +83,7 @@ def test_min_points_in_model_defaults_to_parameters_plus_one():
     assert min_points(LINE, KdeConfig()) == 2
     assert min_points(MIXED, KdeConfig()) == 4
     assert min_points(MIXED, KdeConfig(min_points_in_model=7)) == 7
+    assert min_points(MIXED, KdeConfig(min_points_in_model=2)) == 4  # raised to it, as HpBandSter does
 
 
 def test_a_budget_needs_min_points_in_both_sets():

@@ -133,9 +133,11 @@ def test_same_arguments_same_proposals_and_prefixes_agree():
 def test_the_memo_changes_no_result():
     obs = random_obs(25, 1.0, 8) + random_obs(8, 3.0, 9)
     model_sampler._KERNELS.clear()
+    model_sampler._ENCODINGS.clear()
     cold = propose(SQUARE, config(random_fraction=0.0), obs, 3, np.random.default_rng(4))
     warm = propose(SQUARE, config(random_fraction=0.0), obs, 3, np.random.default_rng(4))
     model_sampler._KERNELS.clear()
+    model_sampler._ENCODINGS.clear()
     assert cold == warm == propose(SQUARE, config(random_fraction=0.0), obs, 3, np.random.default_rng(4))
 
 
@@ -201,3 +203,32 @@ def test_registered_on_the_seam():
     obs = random_obs(10, 1.0)
     rng_a, rng_b = np.random.default_rng(0), np.random.default_rng(0)
     assert samplers.propose(SQUARE, config(), obs, 2, rng_a) == propose(SQUARE, config(), obs, 2, rng_b)
+
+
+def test_asha_with_the_model_sampler_replays_exactly():
+    from hpc_tune.search import asha
+    from hpc_tune.spec.model import AshaConfig
+
+    cfg = AshaConfig(max_resource=9, resource=ResourceConfig("epochs", "int"), metric=Metric("loss", "minimize"),
+                     n_trials=20, eta=3, sampler=SamplerConfig(kind="model"))
+    trials: List[TrialRecord] = []
+    calls = []
+    for step in range(200):
+        live = [t for t in trials if t.state.live]
+        history = History.of(trials)
+        result = asha.suggest(SQUARE, cfg, history, 3, 3 - len(live))
+        calls.append((history, 3 - len(live), result))
+        for s in result.suggestions:
+            trials.append(TrialRecord(len(trials), dict(s.params), TrialState.PENDING, resource=s.resource,
+                                      meta=dict(s.meta)))
+        live = [t for t in trials if t.state.live]
+        if not live:
+            break
+        t = live[-1] if step % 3 else live[0]  # out of creation order now and then
+        state = TrialState.FAILED if step % 11 == 5 else TrialState.COMPLETED
+        trials[t.trial_id] = TrialRecord(t.trial_id, t.params, state,
+                                         value=None if state is TrialState.FAILED else loss(t.params, t.resource),
+                                         resource=t.resource, meta=t.meta)
+    assert not [t for t in trials if t.state.live] and len(trials) > 20
+    for history, n, result in calls[::3]:
+        assert asha.suggest(SQUARE, cfg, history, 3, n) == result

@@ -87,3 +87,12 @@ def test_bad_model_keys_are_located(tmp_path, line, expected):
     assert (err.file, err.line) == (path, 12)
     assert err.keypath == "hptuning.asha." + line.split(":")[0]
     assert expected in str(err)
+
+
+def test_plan_shows_the_model_samplers_settings(tmp_path):
+    from hpc_tune.plan import format_plan, make_plan
+
+    spec = load_spec(study(tmp_path, ASHA + "  sampler: model\n  random_fraction: 0.3\n"))
+    plan = make_plan(spec, seed=0)
+    assert plan["sampler"] == {"kind": "model", "random_fraction": 0.3, "min_points_in_model": None}
+    assert "sampler:      model (random_fraction=0.3, min_points_in_model=None)" in format_plan(plan)
