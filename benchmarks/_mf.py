@@ -165,6 +165,7 @@ def run_smac(problem: Any, method: str, seed: int, budget: int) -> Run:
     from smac import MultiFidelityFacade, Scenario
     from smac.runhistory.dataclasses import TrialValue
 
+    warnings.filterwarnings("ignore")  # sklearn's "Loky-backed parallel loops" warning, once per model fit
     run = Run(problem, budget)
     with tempfile.TemporaryDirectory(prefix="smac-") as out:
         scenario = Scenario(problem.configspace(seed), deterministic=True, n_trials=10 ** 6, min_budget=1,
@@ -216,6 +217,7 @@ def run_hpbandster(problem: Any, method: str, seed: int, budget: int) -> Run:
     from hpbandster.core.worker import Worker
     from hpbandster.optimizers import BOHB
 
+    warnings.filterwarnings("ignore")  # ConfigSpace's deprecation warnings, once per configuration
     for name in ("hpbandster", "Pyro4", "BOHB", "hpbandster.run_0.worker"):
         logging.getLogger(name).setLevel(logging.ERROR)
     np.random.seed(seed)
@@ -499,7 +501,7 @@ def parse_seeds(text: str, methods: Sequence[str], default: int) -> Dict[str, in
     for part in filter(None, text.split(",")):
         name, _, n = part.partition("=")
         if name not in METHODS:
-            raise SystemExit(f"--peer-seeds: unknown method {name!r}; choose from {', '.join(METHODS)}")
+            raise SystemExit(f"--seeds-of: unknown method {name!r}; choose from {', '.join(METHODS)}")
         if name in seeds:
             seeds[name] = min(default, int(n))
     return seeds
@@ -508,7 +510,7 @@ def parse_seeds(text: str, methods: Sequence[str], default: int) -> Dict[str, in
 def main(problem: Any, argv: Optional[Sequence[str]], *, script: str, section: str, intro: str, quick: bool,
          seeds: int, peer_seeds: str, jobs: int, methods_arg: str, multiples: Sequence[int], target: float,
          fmt: str, bohb_vs_hb: Sequence[int], problem_label: str, about: str, write_readme: bool,
-         results_dir: Any, peers_from: Optional[str] = None) -> int:
+         results_dir: Any, reuse: Optional[str] = None) -> int:
     """Run the methods on ``problem``, print the tables, save the raw JSON, append to the README."""
     from _common import append_readme, command_line, machine, machine_line, now, save_json
 
@@ -526,19 +528,22 @@ def main(problem: Any, argv: Optional[Sequence[str]], *, script: str, section: s
     budget = multiples[-1] * problem.R
     reused: List[Dict[str, Any]] = []
     reused_note = ""
-    if peers_from:
-        # the peers' runs of an earlier invocation (same problem, budget and seeds): their scores are
-        # deterministic given the seed; only their optimiser seconds were measured under that run's load
+    for path in filter(None, (reuse or "").split(",")):
+        # runs of an earlier invocation (same problem, budget and seeds): scores are deterministic given
+        # the seed and the code; only the optimiser seconds were measured under that run's load
         import json
 
-        earlier = json.loads(open(peers_from).read())
+        earlier = json.loads(open(path).read())
         if earlier["R"] != problem.R or earlier["multiples"][-1] != multiples[-1]:
-            raise SystemExit(f"--peers-from {peers_from}: another R or budget")
-        reused = [r for r in earlier["runs"] if not r["method"].startswith("hpctune_") and r["method"] in methods]
-        reused_note = (f" Peers' runs ({', '.join(sorted({r['method'] for r in reused}))}) reused from the run of "
-                       f"{earlier['date']} (`{earlier['command']}`); hpc-tune's rows run now.")
-        for m in {r["method"] for r in reused}:
-            seed_of[m] = len([r for r in reused if r["method"] == m])
+            raise SystemExit(f"--reuse {path}: another R or budget")
+        have = {r["method"] for r in reused}
+        got = [r for r in earlier["runs"] if r["method"] in methods and r["method"] not in have]
+        reused += got
+        if got:
+            reused_note += (f" Runs of {', '.join(sorted({r['method'] for r in got}))} reused from the run of "
+                            f"{earlier['date']} (`{earlier['command']}`).")
+    for m in {r["method"] for r in reused}:
+        seed_of[m] = len([r for r in reused if r["method"] == m])
     runs = reused + run_all(problem, [m for m in methods if m not in {r["method"] for r in reused}], seed_of,
                             budget, jobs)
     s = summarise(problem, methods, runs, multiples, target, fmt)

@@ -34,7 +34,7 @@ from _common import RESULTS  # noqa: E402
 TARGET = 0.0292
 MULTIPLES = [5, 10, 25, 100]
 QUICK_MULTIPLES = [2, 5]
-DEFAULT_PEER_SEEDS = "smac_mf=5,hpbandster_bohb=10,ray_asha=3,ray_bohb=3"
+DEFAULT_SEEDS_OF = "smac_mf=5,hpbandster_bohb=10,ray_asha=3,ray_bohb=3,hpctune_hb_model=10,hpctune_asha_model=10"
 
 
 class DigitsProblem:
@@ -88,12 +88,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="R = 9, 12 cells, 2 seeds, budgets 2 and 5 x R; README untouched")
     ap.add_argument("--seeds", type=int, default=20)
-    ap.add_argument("--peer-seeds", default=DEFAULT_PEER_SEEDS,
-                    help=f"fewer seeds for slow methods, as name=n,... (default {DEFAULT_PEER_SEEDS})")
+    ap.add_argument("--seeds-of", default=DEFAULT_SEEDS_OF,
+                    help=f"fewer seeds for slow methods, as name=n,... (default {DEFAULT_SEEDS_OF})")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     ap.add_argument("--methods", default=",".join(_mf.METHODS))
-    ap.add_argument("--peers-from", default=None,
-                    help="reuse the peers' runs from this raw results JSON of an earlier full run (hpc-tune's run now)")
+    ap.add_argument("--reuse", default=None,
+                    help="FILE[,FILE]: reuse the runs of the methods found in these raw results JSON of earlier "
+                         "full runs (the others run now)")
     ap.add_argument("--no-readme", action="store_true")
     ap.add_argument("--results-dir", default=str(RESULTS))
     args = ap.parse_args(argv)
@@ -106,10 +107,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     about = (f"Digits MLP learning curves of hyperband_digits.py ({info['cells']} cells, best final error in the "
              f"table {info['oracle_final_error']:.4f}), scores = validation error.")
     return _mf.main(problem, argv, script="mf_digits.py", section=SECTION, intro=SECTION_INTRO, quick=args.quick,
-                    seeds=seeds, peer_seeds=args.peer_seeds, jobs=args.jobs, methods_arg=args.methods,
+                    seeds=seeds, peer_seeds=args.seeds_of, jobs=args.jobs, methods_arg=args.methods,
                     multiples=QUICK_MULTIPLES if args.quick else MULTIPLES, target=TARGET, fmt="{:.4f}",
                     bohb_vs_hb=[] if args.quick else [25, 100], problem_label="digits", about=about,
-                    write_readme=not args.no_readme, results_dir=results_dir, peers_from=args.peers_from)
+                    write_readme=not args.no_readme, results_dir=results_dir, reuse=args.reuse)
 
 
 SECTION = "mf_digits.py: ASHA, BOHB and the samplers on the digits MLP against SMAC3, DEHB, HpBandSter, Optuna, Ray Tune"
