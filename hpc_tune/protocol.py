@@ -5,7 +5,7 @@ atomically (temporary file + rename) by the job's wrapper (``hpc_tune.trial``):
 
     started.json  {"job_id", "restart_count", "attempt", "started", "host", "pid", "child_pid"}
     exit.json     {"exit_code", "signal", "job_id", "restart_count", "attempt", "started",
-                   "ended", "host", "signals_received"[, "error"]}
+                   "ended", "host", "signals_received"[, "error"][, "timed_out"]}
 
 plus ``result.jsonl``, one JSON object per ``report()``. The controller reads these through
 this module, never through the wrapper. Standard library only: every trial job imports it.
@@ -32,7 +32,7 @@ RESULT_FILE = "result.jsonl"  # default when HPC_TUNE_RESULT_FILE is not given
 CHECKPOINT_SUBDIR = "checkpoints"  # default when HPC_TUNE_CHECKPOINT_DIR is not given
 STARTED_RECORD = "started.json"
 EXIT_RECORD = "exit.json"
-JOB_FILE = "job.json"  # {"command", "env", "cwd", "gpus"}: what `python -m hpc_tune.trial run` runs
+JOB_FILE = "job.json"  # {"command", "env", "cwd", "gpus", "time_limit_s"...}: what `python -m hpc_tune.trial run` runs
 SLOT_FILE = "slot.json"  # {"job_id", "devices"}: GPUs granted by the local backend
 
 

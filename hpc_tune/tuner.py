@@ -28,7 +28,7 @@ import secrets
 from typing import Any, List, Mapping, Optional, Union
 
 from .search import suggest
-from .search.asha import TIME_CURVE, rung_stops, stopping_policy
+from .search.asha import rung_stops, stopping_policy
 from .spec import Spec, load_spec, spec_from_dict
 from .spec.model import AshaConfig
 from .trials import History, TrialRecord, TrialState
@@ -50,7 +50,6 @@ class Tuner:
         self._trials: List[TrialRecord] = list(trials or [])
         self._exhausted = False
         self.notes: List[str] = []
-        self._reports = 0  # a logical clock for the order of reports (ASHA's stopping mode)
 
     @classmethod
     def from_file(cls, path: str, seed: Optional[int] = None) -> "Tuner":
@@ -107,15 +106,12 @@ class Tuner:
         if not record.state.live:
             raise ValueError(f"trial {tid} has ended ({record.state.value})")
         metric = self.spec.metric.name if self.spec.metric else "value"
-        self._reports += 1
-        record.add_report({"step": float(step), metric: float(value), TIME_CURVE: float(self._reports)},
-                          (metric, TIME_CURVE))
+        record.add_report({"step": float(step), metric: float(value)})
         record.state = TrialState.RUNNING
         algo = self.spec.algorithm
         if not (isinstance(algo, AshaConfig) and algo.mode == "stopping"):
             return False
-        curves = {t.trial_id: {metric: t.curve(metric), TIME_CURVE: t.curve(TIME_CURVE)} for t in self._trials
-                  if t.state is not TrialState.CANCELLED}
+        curves = {t.trial_id: t.curve(metric) for t in self._trials if t.state is not TrialState.CANCELLED}
         live = {t.trial_id for t in self._trials if t.state.live}
         failed = {t.trial_id for t in self._trials if t.state is TrialState.FAILED}
         if tid in rung_stops(stopping_policy(algo), curves, live, failed):

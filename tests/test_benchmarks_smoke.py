@@ -1,11 +1,13 @@
 """Smoke runs of the benchmarks' --quick modes (benchmarks/controller_scale.py,
 hyperband_digits.py, hyperband_stragglers.py (with ASHA), bo_quality.py, sampler_quality.py,
-mf_digits.py, mf_hartmann.py, pbt_toy.py, pbt_digits.py, and slot_utilisation.py on the real cluster): they run, print their tables, write their raw
+mf_digits.py, mf_hartmann.py, pbt_toy.py, pbt_digits.py, report_scale.py, and slot_utilisation.py on
+the real cluster): they run, print their tables, write their raw
 JSON and leave benchmarks/README.md alone. Structure only, never timings."""
 from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -205,3 +207,15 @@ def test_sampler_quality_quick(tmp_path, capsys):
         (run_,) = entry["runs"]
         assert run_["spent_fe"] >= 10.0 and run_["trials"] > 0
         assert 0 <= run_["regret"]["1.0"] < float("inf")  # something reached the full resource
+
+
+def test_report_scale_quick(tmp_path, capsys):
+    if not shutil.which("chromium"):
+        pytest.skip("no chromium: scripts/install-chromium.sh installs Debian's")
+    pytest.importorskip("matplotlib")
+    args = [] if importlib.util.find_spec("plotly") else ["--no-peer"]
+    _, out, data = run("report_scale", args, tmp_path, capsys)
+    assert "hpc-tune report:" in out
+    assert data["trials"] == 300 and data["steps"] == 20 and data["events"] > 300 * 20
+    assert data["report"]["ok"] and data["report"]["size_mb"] > 0
+    assert data["report_open"]["problems"] == [] and data["report_open"]["median_s"] > 0

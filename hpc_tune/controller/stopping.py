@@ -36,7 +36,7 @@ import statistics
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
-from ..search.asha import TIME_CURVE, RungPolicy, rung_stops, stopping_policy
+from ..search.asha import RungPolicy, rung_stops, stopping_policy
 from ..spec.model import AshaConfig
 from ..trials import TrialState
 
@@ -77,7 +77,9 @@ def trials_to_stop(policies: Sequence["TrialPolicy"], curves: Mapping[int, Mappi
             if step < policy.min_interval or int(step) % policy.evaluation_interval:
                 continue
             others = {o: c.get(name, ()) for o, c in curves.items() if o != tid}
-            reached = {o: c for o, c in others.items() if c and c[-1][0] >= step}
+            # trials that got to this step and reported at or before it (a curve that starts
+            # later has nothing to compare at this step)
+            reached = {o: c for o, c in others.items() if c and c[-1][0] >= step and c[0][0] <= step}
             if len(reached) < policy.min_samples:
                 continue
             mine = sign * curve[-1][1]
@@ -171,20 +173,19 @@ class TrialPolicyRule(StoppingRule):
 
 
 class RungRule(StoppingRule):
-    """ASHA's stopping mode: at each rung's resource a trial is stopped unless it is in the
-    top 1/eta of what that rung has recorded so far (``search.asha.rung_stops``). The rung
-    is ordered by the time of the reports, so the curves of ``TIME_CURVE`` are kept too."""
+    """ASHA's stopping mode: a trial that has just reached a rung's resource is stopped
+    unless it is in the top 1/eta of what that rung has recorded so far
+    (``search.asha.rung_stops``)."""
 
     def __init__(self, policy: RungPolicy):
         self.policy = policy
-        self.metrics = (policy.metric.name, TIME_CURVE)
 
     def check(self, view: "StudyView") -> Verdict:
         live = {t.trial_id for t in view.live()}
         if not live:
             return Verdict()
-        curves = {t.trial_id: {n: t.curve(n) for n in self.metrics} for t in view.trials.values()
-                  if t.state is not TrialState.CANCELLED}
+        name = self.policy.metric.name
+        curves = {t.trial_id: t.curve(name) for t in view.trials.values() if t.state is not TrialState.CANCELLED}
         failed = {t.trial_id for t in view.trials.values() if t.state is TrialState.FAILED}
         return Verdict(tuple(sorted(rung_stops(self.policy, curves, live, failed).items())))
 
@@ -202,11 +203,3 @@ def rules_of(early_stopping: "EarlyStopping", algorithm: object = None) -> Tuple
     if isinstance(algorithm, AshaConfig) and algorithm.mode == "stopping":
         rules.append(RungRule(stopping_policy(algorithm)))
     return tuple(rules)
-
-
-def curve_metrics(rules: Sequence[StoppingRule]) -> Tuple[str, ...]:
-    """The report fields whose curves the rules read (the fold keeps only those)."""
-    out: List[str] = []
-    for rule in rules:
-        out.extend(m for m in getattr(rule, "metrics", ()) if m not in out)
-    return tuple(out)

@@ -32,16 +32,15 @@ promotable. A promotion that fails is not retried: its configuration was promote
 
 **Stopping mode.** Each configuration is one trial told R, tagged ``{"config": j,
 "rung": None}``; it reports its curve (``step`` = resource reached). The controller's
-per-trial stopping rules (``stopping_policy(config)``) apply ``rung_stops``: at each
-rung's resource r_k a trial is stopped unless it is in the top ⌊n/η⌋ of the n values
-that rung has recorded so far (itself included; kept while n < η; ties: the earlier trial
-wins). A trial's value at rung k is its first report at a step ≥ r_k. "So far" is the
-order in which trials reached the rung: the ``time`` of those reports when the curves
-carry it (``TIME_CURVE``), else the trial ids. Since the rule reads only recorded values
-and times, it gives the same answer whenever it is evaluated, before or after a
-controller restart, and every rung a trial has passed is checked (a quick trial may pass
-two between two looks). Failed and cancelled trials are not members of a rung
-(``excluded``).
+per-trial stopping rules (``stopping_policy(config)``) apply ``rung_stops``: a trial's
+value at rung k is its first report at a step ≥ r_k; when that report is the trial's
+latest (it has just reached the rung), it is stopped unless it is in the top ⌊n/η⌋ of the
+n values the rung holds so far (itself included; kept while n < η; ties: the earlier
+trial wins). A report that reaches several rungs at once is judged at each. Failed and
+cancelled trials are not members of a rung (``excluded``). The decision reads only the
+recorded curves, so a restarted controller judges a trial that is still at its rung as
+the dead one would have with the same journal (the rung may have grown meanwhile, as it
+would have for a slower controller).
 
 New bottom-rung configurations come from ``samplers.propose`` with the study's
 ``sampler`` (random, kde, model), configuration j drawn with ``sub_rng(seed, j)`` from
@@ -95,7 +94,6 @@ def ladder(config: AshaConfig) -> List[Resource]:
 # ------------------------------------------------------------------ stopping mode
 
 Curve = Sequence[Tuple[float, float]]  # (step, value), in report order
-TIME_CURVE = "time"  # the curve of the report times (step, unix time), for RungPolicy's order
 
 
 @dataclass(frozen=True)
@@ -117,38 +115,39 @@ def _at_rung(curve: Curve, resource: float) -> Optional[Tuple[int, float]]:
     return None
 
 
-def rung_stops(policy: RungPolicy, curves: Mapping[int, Mapping[str, Curve]], live: Set[int],
+def rung_stops(policy: RungPolicy, curves: Mapping[int, Curve], live: Set[int],
                excluded: AbstractSet[int] = frozenset()) -> Dict[int, str]:
     """{trial id: reason} for the ``live`` trials that stopping mode stops now (see the
-    module doc). ``curves``: trial id -> {metric: curve, TIME_CURVE: (step, time)};
-    ``excluded``: failed trials (not rung members)."""
+    module doc). ``curves``: trial id -> the curve of the policy's metric; ``excluded``:
+    failed trials (not rung members)."""
     sign = -1.0 if policy.metric.maximize else 1.0
     name = policy.metric.name
-    eta = policy.eta
+    # rung k -> {trial id: value to minimise} of every member: its first report at r_k or beyond
+    members: List[Dict[int, float]] = [{} for _ in policy.rungs]
+    arrived: Dict[int, List[int]] = {}  # live trial -> the rungs its last report reached first
+    for tid, curve in curves.items():
+        if tid in excluded or not curve:
+            continue
+        for k, resource in enumerate(policy.rungs):
+            hit = _at_rung(curve, resource)
+            if hit is None:
+                break
+            if math.isfinite(hit[1]):
+                members[k][tid] = sign * hit[1]
+                if tid in live and hit[0] == len(curve) - 1:
+                    arrived.setdefault(tid, []).append(k)
     out: Dict[int, str] = {}
-    for k, resource in enumerate(policy.rungs):
-        # (arrival, trial id, value to minimise) of every member of rung k
-        members: List[Tuple[float, int, float]] = []
-        for tid, c in curves.items():
-            if tid in excluded:
+    for tid in sorted(arrived):
+        for k in arrived[tid]:
+            rung = members[k]
+            if len(rung) < policy.eta:
                 continue
-            hit = _at_rung(c.get(name, ()), resource)
-            if hit is None or not math.isfinite(hit[1]):
-                continue
-            reached = _at_rung(c.get(TIME_CURVE, ()), resource)  # the time of the first report there
-            arrival = reached[1] if reached is not None else math.inf
-            members.append((arrival, tid, sign * hit[1]))
-        for arrival, tid, value in members:
-            if tid not in live or tid in out:
-                continue
-            so_far = [m for m in members if (m[0], m[1]) <= (arrival, tid)]
-            if len(so_far) < eta:
-                continue
-            keep = math.floor(len(so_far) / eta)
-            rank = sorted((v, t) for _, t, v in so_far).index((value, tid))
+            keep = math.floor(len(rung) / policy.eta)
+            rank = sorted((v, t) for t, v in rung.items()).index((rung[tid], tid))
             if rank >= keep:
-                out[tid] = (f"ASHA: {name} {sign * value:g} at rung {k} ({resource:g}) is not in the top "
-                            f"{keep} of the {len(so_far)} recorded there so far")
+                out[tid] = (f"ASHA: {name} {sign * rung[tid]:g} at rung {k} ({policy.rungs[k]:g}) is not in the top "
+                            f"{keep} of the {len(rung)} recorded there so far")
+                break
     return out
 
 

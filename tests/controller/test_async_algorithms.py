@@ -143,17 +143,17 @@ def test_pbt_prunes_the_checkpoints_no_trial_may_start_from(tmp_path):
 
 ASHA_STOPPING = """
 hptuning:
-  concurrency: 6
+  concurrency: 9
   seed: 4
   asha:
     max_resource: 9
     eta: 3
-    n_experiments: 6
+    n_experiments: 9
     mode: stopping
     resource: {name: epochs, type: int}
     metric: {name: loss, optimization: minimize}
   matrix:
-    x: {values: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]}
+    x: {uniform: [0, 1]}
 run:
   cmd: echo --x={{ x }} --epochs={{ epochs }}
 """
@@ -165,10 +165,10 @@ def test_asha_stopping_mode_stops_trials_at_the_rungs_through_the_stopping_rules
     controller = Controller(study_dir, spec, backend, poll_interval=0.0, tick=0.0)
     controller.run(max_cycles=1)
     jobs = {int(r.env["HPC_TUNE_TRIAL_ID"]): job for job, r in backend.requests.items()}
-    assert len(jobs) == 6 and all(r.command.endswith("--epochs=9") for r in backend.requests.values())
-    # every trial reports step by step, the trials in id order within a step (their `time`)
-    early = {0: 0.35, 1: 0.25, 2: 0.15, 3: 0.05, 4: 0.06, 5: 0.16}  # steps 1-2 (rung 0 is at 1)
-    late = {0: 0.10, 1: 0.30, 2: 0.20, 3: 0.40, 4: 0.0, 5: 0.0}  # steps 3-9 (rung 1 is at 3)
+    assert len(jobs) == 9 and all(r.command.endswith("--epochs=9") for r in backend.requests.values())
+    # every trial reports step by step; the controller looks after each step
+    early = dict(enumerate((0.5, 0.4, 0.3, 0.2, 0.1, 0.6, 0.7, 0.8, 0.9)))  # steps 1-2 (rung 0 is at 1)
+    late = {2: 0.3, 3: 0.1, 4: 0.2}  # steps 3-9 (rung 1 is at 3)
     for step in range(1, 10):
         for tid, job in sorted(jobs.items()):
             if load_view(study_dir).trials[tid].state.finished:
@@ -176,20 +176,28 @@ def test_asha_stopping_mode_stops_trials_at_the_rungs_through_the_stopping_rules
             r = backend.requests[job]
             loss = early[tid] if step < 3 else late[tid]
             with open(r.env["HPC_TUNE_RESULT_FILE"], "a") as fh:
-                fh.write(json.dumps({"step": step, "loss": loss, "time": step * 100 + tid}) + "\n")
+                fh.write(json.dumps({"step": step, "loss": loss}) + "\n")
             if step == 9:
                 backend.finish(job, reports=[])
         controller.run(max_cycles=1)
     view = load_view(study_dir)
     states = {tid: view.trials[tid].state.value for tid in jobs}
-    # rung 0 in arrival order: 0, 1 (fewer than eta results: kept), 2 (best of 3), 3 (best of 4),
-    # 4 (0.06: not the top 1 of 5) stopped, 5 (0.16: not in the top 2 of 6) stopped.
-    # rung 1: 0, 1 kept, 2 (0.20 behind 0.10: not the top 1 of 3) and 3 (not the top 1 of 4) stopped.
-    assert states == {0: "completed", 1: "completed", 2: "stopped", 3: "stopped", 4: "stopped", 5: "stopped"}
-    for tid, rung in ((2, 1), (3, 1), (4, 0), (5, 0)):
-        assert "ASHA" in view.trials[tid].reason and f"rung {rung}" in view.trials[tid].reason
-        assert view.trials[tid].value == (early if rung == 0 else late)[tid]
+    # rung 0: all nine arrive together, the top 3 of 9 (trials 4, 3, 2) go on; rung 1: the
+    # top 1 of those 3 (trial 3) goes on to R
+    assert states == {0: "stopped", 1: "stopped", 2: "stopped", 3: "completed", 4: "stopped", 5: "stopped",
+                      6: "stopped", 7: "stopped", 8: "stopped"}
+    for tid, t in view.trials.items():
+        if tid == 3:
+            continue
+        rung = 1 if tid in (2, 4) else 0
+        assert "ASHA" in t.reason and f"rung {rung}" in t.reason, t.reason
+        assert t.value == (late if rung else early)[tid]
+        assert bk_cancelled(backend, jobs[tid])
     assert view.ended["state"] == "finished"
+
+
+def bk_cancelled(backend, job):
+    return job in backend.cancelled
 
 
 def loss(p):

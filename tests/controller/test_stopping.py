@@ -48,7 +48,12 @@ def test_evaluation_interval_skips_steps_between_evaluations():
     assert [t for t, _ in trials_to_stop([TrialPolicy("median", LOSS, evaluation_interval=2)], c, live={3})] == [3]
 
 
-def test_median_does_not_apply_when_the_others_curves_start_after_the_step():
-    # found by test_core_properties: trials 1 and 2 reached step 3 but report nothing before it
-    c = {0: {"loss": ((1, 5.0),)}, 1: {"loss": ((4, 1.0),)}, 2: {"loss": ((6, 1.0),)}}
-    assert trials_to_stop([TrialPolicy("median", LOSS, min_samples=2, min_interval=1)], c, live={0}) == []
+def test_a_curve_that_starts_after_the_step_is_not_compared_at_it():
+    # Trial 1 reported first at step 3: at trial 0's step 2 it has no value (it used to make
+    # the median of nothing, and None in truncation and diff). Every curve is kept now, so
+    # such curves reach the rules.
+    curves = {0: {"loss": ((2, 0.0),)}, 1: {"loss": ((3, 0.0),)}}
+    for kind in ("median", "truncation", "diff"):
+        policy = TrialPolicy(kind, Metric("loss", "minimize"), percent=50, min_samples=1, min_interval=0,
+                             evaluation_interval=1)
+        assert trials_to_stop([policy], curves, {0, 1}) == []

@@ -69,8 +69,9 @@ def test_asha_promotions_continue_the_rung_below(tmp_path, backend):
             # it found its parent's model where the parent left it, and trained only the rest
             assert seen["step"] == trials[parent]["resource"] and steps[0] == seen["step"] + 1
             assert seen["trials"] == found(study_dir, parent)["trials"] + [parent]
-    status = cli("status", study_dir).stdout
-    assert "rung 2" in status
+    rows = {r["trial"]: r for r in json.loads(cli("status", study_dir, "--json").stdout)["trials"]}
+    assert {tid: rows[tid]["rung"] for tid in trials} == {tid: t["meta"]["rung"] for tid, t in trials.items()}
+    assert "rung" in cli("status", study_dir).stdout
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -115,5 +116,8 @@ def test_pbt_members_start_from_copies_of_checkpoints(tmp_path, backend):
     # keep_checkpoints: needed -> only the members' final checkpoints are left
     kept = {tid for tid in trials if os.path.isdir(ckpt(study_dir, tid))}
     assert kept == {tid for tid, t in trials.items() if t["meta"]["interval"] == 2}
-    status = cli("status", study_dir).stdout
-    assert "member 3 interval 2" in status
+    rows = {r["trial"]: r for r in json.loads(cli("status", study_dir, "--json").stdout)["trials"]}
+    assert {tid: (rows[tid]["member"], rows[tid]["interval"], rows[tid].get("resume_from")) for tid in trials} == \
+        {tid: (t["meta"]["member"], t["meta"]["interval"], t["meta"]["resume_from"]) for tid, t in trials.items()}
+    table = cli("status", study_dir).stdout
+    assert "member" in table and "interval" in table

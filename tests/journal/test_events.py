@@ -33,6 +33,8 @@ def test_the_fold_reads_every_field_the_events_write():
                 ev.Retried(1, 1, "preempted", counted=False),
                 ev.Warned("study note"), ev.Warned("trial note", 1),
                 ev.ControllerEvent("start", "host", 12, None), ev.ControllerEvent("submitted", job="55"),
+                ev.OptionsChanged({"time": "7", "extra": ["--comment=a"]}, "local"),
+                ev.OptionsChanged({"mem": "1G", "extra": ["--comment=b"]}),
                 ev.CancelRequested("stop it"),
                 ev.Ended(1, "cancelled", None, "stop it"),
                 ev.StudyEnded("cancelled", "stop it"))
@@ -48,6 +50,8 @@ def test_the_fold_reads_every_field_the_events_write():
     assert (t1.state, t1.attempt, t1.retries, t1.job_id, t1.submitted) == (TrialState.CANCELLED, 1, 0, None, False)
     assert view.warnings == ["study note", "trial 1: trial note"]
     assert [c["action"] for c in view.controllers] == ["start", "submitted"]
+    assert view.info["slurm"] == {"time": "7", "mem": "1G", "extra": ["--comment=a", "--comment=b"]}
+    assert view.info["backend"] == "local"
     assert view.cancel_requested == "stop it" and view.ended["state"] == "cancelled"
     assert view.best() is t0
 
@@ -57,7 +61,7 @@ def test_every_event_reads_back_as_itself():
                ev.TrialCreated(3, {"x": 1}, None, {}, 2), ev.Submitted(3, 0, "9"), ev.StateChanged(3, "running"),
                ev.Reported(3, 10, {"a": 1}), ev.Retried(3, 1, "why", False), ev.Ended(3, "stopped", 1.5, "rule", None),
                ev.CancelRequested(), ev.StudyEnded("finished", "done"), ev.ControllerEvent("stop", "h", 1, reason="x"),
-               ev.Warned("w", 3)]
+               ev.Warned("w", 3), ev.OptionsChanged({"time": "5"}, "slurm"), ev.OptionsChanged()]
     assert {type(e) for e in samples} == set(ev.EVENT_TYPES)
     for e in samples:
         assert ev.BY_KIND[e.KIND].from_json(e.to_json()) == e

@@ -11,7 +11,7 @@ from typing import List, Optional
 import pytest
 
 from hpc_tune.search import asha
-from hpc_tune.search.asha import TIME_CURVE, RungPolicy, rung_stops
+from hpc_tune.search.asha import RungPolicy, rung_stops
 from hpc_tune.search.base import History, TrialRecord, TrialState
 from hpc_tune.space import Discrete, Space, Uniform
 from hpc_tune.spec.model import AshaConfig, Metric, ResourceConfig
@@ -233,13 +233,9 @@ def test_stopping_policy_rungs_are_below_the_top():
     assert asha.stopping_policy(config(R=27, mode="stopping")).rungs == (1.0, 3.0, 9.0)
 
 
-def trials_to_stop(policies, curves, live, excluded=frozenset()):
-    """The rule's stops as the stopping interface lists them: sorted (trial id, reason)."""
-    out = {}
-    for policy in policies:
-        for tid, why in rung_stops(policy, curves, live, excluded).items():
-            out.setdefault(tid, why)
-    return sorted(out.items())
+def stops(policy, curves, live, excluded=frozenset()):
+    """The trial ids the rule stops now."""
+    return sorted(rung_stops(policy, curves, live, excluded))
 
 
 def curve(*points):
@@ -248,43 +244,45 @@ def curve(*points):
 
 def test_rung_policy_keeps_while_the_rung_has_fewer_than_eta_results_then_keeps_the_top_fraction():
     policy = RungPolicy(Metric("loss"), rungs=(1.0, 3.0), eta=3.0)
-    curves = {0: {"loss": curve((1, 0.5))}, 1: {"loss": curve((1, 0.4))}}
-    assert trials_to_stop([policy], curves, {0, 1}) == []  # 2 < eta results
-    curves[2] = {"loss": curve((1, 0.3))}
-    # by trial id (no times): trial 2 is third at rung 0, the best of 3 -> kept (top 1);
-    # trials 0 and 1 were judged when they had fewer than eta peers -> kept
-    assert trials_to_stop([policy], curves, {0, 1, 2}) == []
-    curves[3] = {"loss": curve((1, 0.9))}
-    stops = trials_to_stop([policy], curves, {0, 1, 2, 3})
-    assert [tid for tid, _ in stops] == [3] and "rung 0" in stops[0][1]
+    curves = {0: curve((1, 0.5)), 1: curve((1, 0.4))}
+    assert stops(policy, curves, {0, 1}) == []  # 2 < eta results
+    curves = {0: curve((1, 0.5), (2, 0.5)), 1: curve((1, 0.4), (2, 0.4)), 2: curve((1, 0.3))}
+    # trial 2 has just reached rung 0: the best of 3 (top 1) -> kept; 0 and 1 have moved on
+    assert stops(policy, curves, {0, 1, 2}) == []
+    curves[3] = curve((1, 0.9))
+    result = rung_stops(policy, curves, {0, 1, 2, 3})
+    assert sorted(result) == [3] and "rung 0" in result[3] and "top 1 of the 4" in result[3]
 
 
-def test_rung_policy_orders_a_rung_by_report_time():
-    policy = RungPolicy(Metric("loss"), rungs=(1.0,), eta=2.0)
-    curves = {
-        0: {"loss": curve((1, 0.1)), TIME_CURVE: curve((1, 30))},
-        1: {"loss": curve((1, 0.5)), TIME_CURVE: curve((1, 10))},
-        2: {"loss": curve((1, 0.9)), TIME_CURVE: curve((1, 20))},
-    }
-    # arrival order 1, 2, 0: trial 2 arrives second, behind trial 1 -> not in the top 1 of 2
-    # trial 0 arrives third with the best value -> top 1 of 3 -> kept
-    assert [tid for tid, _ in trials_to_stop([policy], curves, {0, 1, 2})] == [2]
+def test_trials_that_reach_a_rung_together_are_judged_together():
+    policy = RungPolicy(Metric("loss"), rungs=(1.0,), eta=3.0)
+    curves = {t: curve((1, v)) for t, v in enumerate((0.5, 0.1, 0.9, 0.3, 0.2, 0.7))}
+    assert stops(policy, curves, set(curves)) == [0, 2, 3, 5]  # top 2 of 6: trials 1 and 4
 
 
-def test_rung_policy_uses_the_first_report_at_or_past_the_rung_and_checks_every_rung_passed():
+def test_a_trial_is_judged_only_when_its_latest_report_is_the_first_at_the_rung():
+    policy = RungPolicy(Metric("loss"), rungs=(1.0, 3.0), eta=2.0)
+    curves = {0: curve((1, 0.1)), 1: curve((1, 0.9), (2, 0.9))}
+    assert stops(policy, curves, {1}) == []  # trial 1 passed rung 0 before: not judged again
+    curves[1] = curve((1, 0.9), (2, 0.9), (3, 0.9))
+    curves[0] = curve((1, 0.1), (3, 0.1))
+    assert stops(policy, curves, {1}) == [1]  # reaching rung 1 now: behind trial 0
+
+
+def test_ties_go_to_the_earlier_trial_and_a_report_past_several_rungs_is_judged_at_each():
     policy = RungPolicy(Metric("loss"), rungs=(2.0, 4.0), eta=2.0)
-    curves = {
-        0: {"loss": curve((2, 0.1), (4, 0.1))},
-        1: {"loss": curve((3, 0.2), (5, 0.05))},  # reached rung 0 at step 3: second of 2 there -> stop
-    }
-    assert [tid for tid, _ in trials_to_stop([policy], curves, {1})] == [1]
+    curves = {0: curve((2, 0.5), (4, 0.5)), 1: curve((2, 0.5))}
+    assert stops(policy, curves, {1}) == [1]  # tie at rung 0: trial 0 wins
+    curves = {0: curve((2, 0.1), (4, 0.9)), 1: curve((5, 0.5))}
+    result = rung_stops(policy, curves, {1})
+    assert list(result) == [1] and "rung 0" in result[1]  # one report past both rungs: judged at rung 0 first
 
 
 def test_rung_policy_ignores_failed_trials_and_only_stops_live_ones():
     policy = RungPolicy(Metric("loss", "maximize"), rungs=(1.0,), eta=2.0)
-    curves = {0: {"loss": curve((1, 0.9))}, 1: {"loss": curve((1, 0.1))}, 2: {"loss": curve((1, 0.5))}}
-    # without trial 0 (failed): 0.1 arrives alone (kept), 0.5 is the top 1 of 2 (kept)
-    assert trials_to_stop([policy], curves, {1, 2}, excluded={0}) == []
-    # with it: 0.9 leads the rung, so 0.1 (top 1 of 2) and 0.5 (top 1 of 3) are stopped
-    assert [t for t, _ in trials_to_stop([policy], curves, {1, 2})] == [1, 2]
-    assert [t for t, _ in trials_to_stop([policy], curves, {2})] == [2]  # only live trials are stopped
+    curves = {0: curve((1, 0.9)), 1: curve((1, 0.1)), 2: curve((1, 0.5))}
+    # without trial 0 (failed): 0.5 is the top 1 of {0.1, 0.5}
+    assert stops(policy, curves, {1, 2}, excluded={0}) == [1]
+    # with it: 0.9 leads the rung (top 1 of 3), so 0.1 and 0.5 are stopped
+    assert stops(policy, curves, {1, 2}) == [1, 2]
+    assert stops(policy, curves, {2}) == [2]  # only live trials are stopped

@@ -59,7 +59,7 @@ def _short(space, config, observations, n, rng, pending):
 def test_observations_of_a_history():
     stopped = TrialRecord(3, {"x": 0.4}, TrialState.STOPPED, value=0.7, resource=9)
     for step, v in ((1, 0.9), (3, 0.7)):
-        stopped.add_report({"step": step, "acc": v}, ("acc",))
+        stopped.add_report({"step": step, "acc": v})
     trials = [
         TrialRecord(0, {"x": 0.1}, TrialState.COMPLETED, value=0.5, resource=3),
         TrialRecord(1, {"x": 0.2}, TrialState.FAILED, resource=3),
