@@ -58,6 +58,7 @@ observations on every call (pure; the same models).
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -103,10 +104,6 @@ class _Columns:
             else:
                 self.support.append(())
 
-    @property
-    def categorical(self) -> np.ndarray:
-        return self.levels > 0
-
     def encode(self, params: Dict[str, Any]) -> Optional[np.ndarray]:
         """The row of ``params``, or None when it is not a point of this space (a trial
         from an earlier version of the study, a value outside the support)."""
@@ -135,9 +132,14 @@ class _Columns:
 
 def _index(values: Tuple[Any, ...], value: Any) -> int:
     for i, v in enumerate(values):
-        if v == value and type(v) is type(value):
+        # True == 1 in Python, but not the same category; 1 and 1.0 (a JSON round trip) are
+        if v == value and (type(v) is type(value) or _plain_number(v) and _plain_number(value)):
             return i
     raise ValueError(f"{value!r} is not one of {list(values)!r}")
+
+
+def _plain_number(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
 # ------------------------------------------------------------------------ the density

@@ -247,3 +247,14 @@ def test_hyperband_and_asha_with_the_kde_sampler_replay_exactly():
         assert sum(1 for t in trials if t.meta.get("rung") == 0) >= 9  # enough fresh draws for models to form
         for history, n, result in calls:
             assert search.suggest(MIXED, cfg, history, 5, n) == result
+
+
+def test_categories_keep_their_type_but_not_their_number_format():
+    space = Space({"flag": Discrete((True, 1, "one")), "x": Uniform(0.0, 1.0)})
+    from hpc_tune.search.kde_sampler import _Columns
+
+    cols = _Columns(space)
+    assert cols.encode({"flag": True, "x": 0.5})[0] == 0
+    assert cols.encode({"flag": 1.0, "x": 0.5})[0] == 1  # a JSON round trip of 1
+    assert cols.encode({"flag": "one", "x": 0.5})[0] == 2
+    assert cols.encode({"flag": "two", "x": 0.5}) is None
