@@ -42,7 +42,7 @@ STUDIES: Dict[str, str] = {
             x: {uniform: [0, 1]}
             y: {values: [0, 1, 2]}
         run:
-          cmd: TRIAL --x={{ x }} --y={{ y }} --steps=12 --sleep=0.15 --fail-above=0.88
+          cmd: TRIAL --x={{ x }} --y={{ y }} --steps=12 --sleep=0.3 --fail-above=0.88
         """,
     "hyperband": """
         hptuning:
