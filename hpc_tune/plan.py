@@ -1,6 +1,7 @@
 """What a study would run, without running it (``hpc-tune plan``)."""
 from __future__ import annotations
 
+import sys
 from typing import Any, Dict, List
 
 from tabulate import tabulate
@@ -12,6 +13,7 @@ from .spec.model import (
     HyperbandConfig,
     HyperoptConfig,
     IterativeConfig,
+    ModelSamplerConfig,
     PbtConfig,
     SamplerConfig,
 )
@@ -29,6 +31,9 @@ def _sampler(config: SamplerConfig) -> Dict[str, Any]:
         out.update(top_n_percent=config.top_n_percent, random_fraction=config.random_fraction,
                    num_samples=config.num_samples, bandwidth_factor=config.bandwidth_factor,
                    min_bandwidth=config.min_bandwidth, min_points_in_model=config.min_points_in_model)
+    elif config.kind == "model":
+        model = config.model or ModelSamplerConfig()
+        out.update(random_fraction=model.random_fraction, min_points_in_model=model.min_points_in_model)
     return out
 
 
@@ -110,6 +115,10 @@ def make_plan(spec: Spec, seed: int) -> Dict[str, Any]:
     return out
 
 
+def _beyond_float(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) > sys.float_info.max
+
+
 def format_plan(plan: Dict[str, Any], max_rows: int = 50) -> str:
     """The plan for a person: a header and one table."""
     lines = [
@@ -170,7 +179,10 @@ def format_plan(plan: Dict[str, Any], max_rows: int = 50) -> str:
     elif "trials" in plan:
         names = list(plan["parameters"])
         rows = [[i] + [t["params"].get(n) for n in names] for i, t in enumerate(plan["trials"][:max_rows])]
-        lines += ["", tabulate(rows, headers=["#"] + names)]
+        # tabulate formats a numeric column through float(): an integer beyond float range
+        # (a mapping may hold one) would raise, or show as inf. Such a table is shown as text.
+        huge = any(_beyond_float(v) for row in rows for v in row)
+        lines += ["", tabulate(rows, headers=["#"] + names, disable_numparse=huge)]
         if len(plan["trials"]) > max_rows:
             lines.append(f"... and {len(plan['trials']) - max_rows} more (--json lists them all)")
     es = plan["early_stopping"]

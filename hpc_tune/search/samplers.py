@@ -23,12 +23,13 @@ need a fresh bottom-rung configuration: they call
   searcher does); ``random`` only avoids repeating them.
 
 A sampler must be pure (no I/O, no clock, no state kept between calls): all it may
-know is in its arguments.
+know is in its arguments. (A memo of a deterministic computation, such as the model
+sampler's fitted kernels, is not state: it changes no result, and a test says so.)
 
 Samplers are registered by kind in ``SAMPLERS`` as ``"module:function"``, imported on
-first use, so a sampler's dependencies are only needed by studies that use it. A sampler
-module adds its own line to ``SAMPLERS`` below; the dialect's kinds are
-``spec.model.SAMPLERS`` (the loader accepts those).
+first use, so a sampler's dependencies (scikit-learn for ``model``) are only imported by
+studies that use it. A sampler module adds its own line to ``SAMPLERS`` below; the
+dialect's kinds are ``spec.model.SAMPLERS`` (the loader accepts those).
 """
 from __future__ import annotations
 
@@ -59,6 +60,8 @@ Sampler = Callable[..., List[Dict[str, Any]]]
 
 SAMPLERS: Dict[str, str] = {
     "random": f"{__name__}:propose_random",
+    "kde": "hpc_tune.search.kde_sampler:propose",
+    "model": "hpc_tune.search.model_sampler:propose",
 }
 
 

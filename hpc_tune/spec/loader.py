@@ -25,6 +25,7 @@ from .model import (
     IterativeConfig,
     MappingConfig,
     Metric,
+    ModelSamplerConfig,
     PbtConfig,
     RandomConfig,
     ResourceConfig,
@@ -62,6 +63,8 @@ HYPERBAND_KEYS = {"eta", "resource", "metric", "resume", "sampler"}
 # (gen D's `topNPercent` reads as `top_npercent`: both spellings are accepted)
 KDE_KEYS = {"top_n_percent", "top_npercent", "random_fraction", "num_samples", "bandwidth_factor", "min_bandwidth",
             "min_points_in_model"}
+# hpc-tune's own surrogate (`sampler: model`, search/model_sampler.py): a subset of the KDE keys' names.
+MODEL_KEYS = {"random_fraction", "min_points_in_model"}
 ASHA_KEYS = {"resource", "metric", "min_resource", "max_resource", "eta", "min_early_stopping_rate", "mode",
              "resume", "sampler"}
 PBT_KEYS = {"population_size", "resource", "perturbation_interval", "max_resource", "metric", "quantile_fraction",
@@ -225,6 +228,7 @@ def _v0_search(sec: Section, top_matrix: Optional[Section], warnings: List[str],
             algorithm = RandomConfig(n_trials=_random_n(n_sec, n_key, space, warnings))
     elif algo_name in ("hyperband", "bohb"):
         block = sec.mapping(algo_name)
+        # the sampler's keys: `_sampler` refuses those of another sampler, where they stand
         block.check_keys({"max_iter", "seed"} | HYPERBAND_KEYS | KDE_KEYS)
         seed = block.number("seed", seed, integer=True, minimum=0)
         algorithm = _hyperband(block, space, "max_iter", bohb=algo_name == "bohb")
@@ -352,10 +356,18 @@ def _sampler(block: Section, space: Space, fixed: Optional[str]) -> SamplerConfi
 
     ``fixed``: the sampler the algorithm implies (``bohb`` is Hyperband with ``kde``)."""
     kind = fixed or block.string("sampler", "random", choices=SAMPLERS)
-    kde_keys = [k for k in sorted(KDE_KEYS) if block.has(k)]
+    kde_keys = [k for k in sorted(KDE_KEYS - (MODEL_KEYS if kind == "model" else set())) if block.has(k)]
     if kde_keys and kind != "kde":
+        also = f"; `sampler: model` takes {' and '.join(sorted(MODEL_KEYS))}" if kind == "model" else ""
         block.fail(f"`{kde_keys[0]}` sets BOHB's KDE model: it needs `sampler: kde` (this block samples with "
-                   f"`{kind}`)", key=kde_keys[0])
+                   f"`{kind}`{also})", key=kde_keys[0])
+    if kind == "model":
+        fraction = block.number("random_fraction", ModelSamplerConfig.random_fraction, minimum=0)
+        if fraction > 1:
+            block.fail(f"expected a probability in [0, 1], got {fraction!r}", key="random_fraction")
+        return SamplerConfig(kind=kind, model=ModelSamplerConfig(
+            random_fraction=float(fraction),
+            min_points_in_model=block.number("min_points_in_model", None, integer=True, minimum=1)))
     top_key = "top_npercent" if block.has("top_npercent") else "top_n_percent"
     top = block.number(top_key, 15.0, minimum=0, exclusive=True)
     if top > 100:

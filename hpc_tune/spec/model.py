@@ -48,14 +48,27 @@ SAMPLERS = ("random", "kde", "model")
 
 
 @dataclass(frozen=True)
+class ModelSamplerConfig:
+    """The keys of ``sampler: model`` (``hpc_tune.search.model_sampler``; docs/samplers.md).
+
+    ``random_fraction``: probability that a new configuration is a random draw instead
+    of the model's; ``min_points_in_model``: finite results a budget needs before the
+    model proposes at it (None: the number of parameters + 1)."""
+
+    random_fraction: float = 0.2
+    min_points_in_model: Optional[int] = None
+
+
+
+@dataclass(frozen=True)
 class SamplerConfig:
     """How a multi-fidelity searcher draws new bottom-rung configurations
     (``hpc_tune.search.samplers.propose``).
 
     ``random``: from the matrix, as random search would. ``kde``: BOHB's model
     (Falkner et al. 2018) with HpBandSter's defaults, the fields below.
-    ``model``: hpc-tune's own surrogate; its settings live in ``model`` (an object
-    that sampler's module defines and parses), None for its defaults.
+    ``model``: hpc-tune's own surrogate; its settings live in ``model``
+    (``ModelSamplerConfig``), None for its defaults; the KDE fields do not apply to it.
     """
 
     kind: str = "random"  # one of SAMPLERS
@@ -65,7 +78,7 @@ class SamplerConfig:
     bandwidth_factor: float = 3.0
     min_bandwidth: float = 1e-3
     min_points_in_model: Optional[int] = None  # None: number of parameters + 1
-    model: Optional[Any] = None  # settings of `sampler: model` (hpc_tune.search's model sampler)
+    model: Optional[ModelSamplerConfig] = None  # settings of `sampler: model`; None: its defaults
 
 
 @dataclass(frozen=True)
