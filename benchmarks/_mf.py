@@ -373,7 +373,9 @@ def run_task(task: Tuple[str, int, int]) -> Dict[str, Any]:
 
 
 def run_all(problem: Any, methods: Sequence[str], seeds: Dict[str, int], budget: int, jobs: int,
-            progress: bool = True) -> List[Dict[str, Any]]:
+            progress: bool = True, partial: Optional[Any] = None) -> List[Dict[str, Any]]:
+    """Every (method, seed) run; each finished run is also appended to ``partial`` (JSON lines), so
+    a run stopped before its end leaves what it finished (``--reuse`` reads it back)."""
     global _PROBLEM
     _PROBLEM = problem
     pooled = [(m, s, budget) for m in methods if m not in IN_MAIN_PROCESS for s in range(seeds[m])]
@@ -384,6 +386,11 @@ def run_all(problem: Any, methods: Sequence[str], seeds: Dict[str, int], budget:
 
     def note(r: Dict[str, Any]) -> None:
         runs.append(r)
+        if partial is not None:
+            import json
+
+            with open(partial, "a") as f:
+                f.write(json.dumps(r) + "\n")
         if progress:
             print(f"  {len(runs)}/{len(pooled) + len(main)} {r['method']} seed {r['seed']}: best "
                   f"{r['points'][-1][1] if r['points'] else float('nan'):.4f}, {r['wall_s']:.1f} s "
@@ -536,7 +543,11 @@ def main(problem: Any, argv: Optional[Sequence[str]], *, script: str, section: s
         # the seed and the code; only the optimiser seconds were measured under that run's load
         import json
 
-        earlier = json.loads(open(path).read())
+        if path.endswith(".jsonl"):  # the runs a stopped invocation finished (its first line: its header)
+            lines = [json.loads(x) for x in open(path) if x.strip()]
+            earlier = dict(lines[0], runs=lines[1:])
+        else:
+            earlier = json.loads(open(path).read())
         if earlier["R"] != problem.R or earlier["multiples"][-1] != multiples[-1]:
             raise SystemExit(f"--reuse {path}: another R or budget")
         have = {r["method"] for r in reused}
@@ -547,8 +558,16 @@ def main(problem: Any, argv: Optional[Sequence[str]], *, script: str, section: s
                             f"{earlier['date']} (`{earlier['command']}`).")
     for m in {r["method"] for r in reused}:
         seed_of[m] = len([r for r in reused if r["method"] == m])
+    import json
+    from pathlib import Path as _Path
+
+    partial = _Path(results_dir) / f"{script.rsplit('.', 1)[0]}-partial-{now().replace(' ', '-').replace(':', '')}.jsonl"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_text(json.dumps({"date": now(), "command": command_line(script, argv), "R": problem.R,
+                                   "multiples": list(multiples)}) + "\n")
+    print(f"finished runs are appended to {partial}", flush=True)
     runs = reused + run_all(problem, [m for m in methods if m not in {r["method"] for r in reused}], seed_of,
-                            budget, jobs)
+                            budget, jobs, partial=partial)
     s = summarise(problem, methods, runs, multiples, target, fmt)
     lines = goals(s, multiples, problem_label, bohb_vs_hb)
     wall = time.perf_counter() - t_start
