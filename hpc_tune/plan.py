@@ -1,6 +1,7 @@
 """What a study would run, without running it (``hpc-tune plan``)."""
 from __future__ import annotations
 
+import sys
 from typing import Any, Dict, List
 
 from tabulate import tabulate
@@ -114,6 +115,10 @@ def make_plan(spec: Spec, seed: int) -> Dict[str, Any]:
     return out
 
 
+def _beyond_float(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) > sys.float_info.max
+
+
 def format_plan(plan: Dict[str, Any], max_rows: int = 50) -> str:
     """The plan for a person: a header and one table."""
     lines = [
@@ -174,7 +179,10 @@ def format_plan(plan: Dict[str, Any], max_rows: int = 50) -> str:
     elif "trials" in plan:
         names = list(plan["parameters"])
         rows = [[i] + [t["params"].get(n) for n in names] for i, t in enumerate(plan["trials"][:max_rows])]
-        lines += ["", tabulate(rows, headers=["#"] + names)]
+        # tabulate formats a numeric column through float(): an integer beyond float range
+        # (a mapping may hold one) would raise, or show as inf. Such a table is shown as text.
+        huge = any(_beyond_float(v) for row in rows for v in row)
+        lines += ["", tabulate(rows, headers=["#"] + names, disable_numparse=huge)]
         if len(plan["trials"]) > max_rows:
             lines.append(f"... and {len(plan['trials']) - max_rows} more (--json lists them all)")
     es = plan["early_stopping"]

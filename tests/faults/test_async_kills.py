@@ -98,7 +98,8 @@ def _common(r, backend):
     assert [e["state"] for e in events if e["e"] == "study_end"] == ["finished"]
     trials = {e["id"]: e for e in events if e["e"] == "trial"}
     assert Counter(e["id"] for e in events if e["e"] == "end") == {tid: 1 for tid in trials}
-    assert all(e["state"] == "completed" for e in events if e["e"] == "end")
+    not_completed = [e for e in events if e["e"] == "end" and e["state"] != "completed"]
+    assert not not_completed, not_completed
     jobs = fk.check_exactly_once(events)
     assert set(jobs) == {(tid, 0) for tid in trials}, "every trial submitted once, as attempt 0"
     fk.check_reports_match(study_dir, events)

@@ -59,6 +59,38 @@ STUDIES: Dict[str, str] = {
         run:
           cmd: TRIAL --x={{ x }} --y={{ lr }} --resource={{ resource }}
         """,
+    "asha": """
+        hptuning:
+          concurrency: 4
+          seed: 3
+          asha:
+            min_resource: 1
+            max_resource: 9
+            eta: 3
+            n_experiments: 9
+            resource: {name: resource, type: int}
+            metric: {name: loss, optimization: minimize}
+          matrix:
+            x: {uniform: [0, 1]}
+            lr: {loguniform: [-9.2, -2.3]}
+        run:
+          cmd: TRIAL --x={{ x }} --y={{ lr }} --resource={{ resource }}
+        """,
+    "pbt": """
+        hptuning:
+          seed: 3
+          pbt:
+            population_size: 4
+            perturbation_interval: 2
+            max_resource: 6
+            resource: {name: resource, type: int}
+            metric: {name: loss, optimization: minimize}
+          matrix:
+            x: {uniform: [0, 1]}
+            lr: {loguniform: [-9.2, -2.3]}
+        run:
+          cmd: TRIAL --x={{ x }} --y={{ lr }} --resource={{ resource }}
+        """,
     "bo": """
         hptuning:
           concurrency: 2

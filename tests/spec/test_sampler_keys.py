@@ -96,3 +96,15 @@ def test_plan_shows_the_model_samplers_settings(tmp_path):
     plan = make_plan(spec, seed=0)
     assert plan["sampler"] == {"kind": "model", "random_fraction": 0.3, "min_points_in_model": None}
     assert "sampler:      model (random_fraction=0.3, min_points_in_model=None)" in format_plan(plan)
+
+
+def test_the_example_of_docs_samplers_md_loads(tmp_path):
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "samplers.md").read_text()
+    (block,) = re.findall(r"```yaml\n(.*?)```", doc, re.S)
+    path = tmp_path / "study.yml"
+    path.write_text(block + "run:\n  cmd: python t.py --lr={{ lr }} --opt={{ optimizer }} --epochs={{ epochs }}\n")
+    spec = load_spec(str(path))
+    assert spec.algorithm.sampler == SamplerConfig(kind="model", model=ModelSamplerConfig(random_fraction=0.2))
