@@ -34,6 +34,10 @@ process that only imports hpc_tune.
     python benchmarks/controller_scale.py           # 10,000 trials, 1,000 live, 1,000,000 events
     python benchmarks/controller_scale.py --quick   # 120 trials, 12 live, 3,000 events, one process;
                                                     # README untouched
+
+``--baseline DIR`` measures another checkout of hpc-tune in the same run, with the same
+workloads (e.g. ``git worktree add /tmp/old 0faf198``, then ``--baseline /tmp/old``), and
+reports today's figures as ratios of the baseline's.
 """
 from __future__ import annotations
 
@@ -57,6 +61,11 @@ from typing import Any, Dict, List, Optional, Sequence
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import RESULTS, ROOT, append_readme, command_line, machine, machine_line, now, save_json  # noqa: E402
+
+# A phase process measures the hpc_tune of this folder (see --baseline), not this checkout's.
+CODE_ENV = "HPC_TUNE_BENCH_CODE"
+if os.environ.get(CODE_ENV):
+    sys.path.insert(0, os.environ[CODE_ENV])
 
 REPORTS_PER_TRIAL = 3
 POLL_EVERY = 30  # cycles between scheduler polls (default poll_interval 30 s / tick 1 s)
@@ -94,10 +103,22 @@ def _pct(xs: Sequence[float], q: float) -> float:
 
 
 def phase_imports(_: argparse.Namespace) -> Dict[str, Any]:
+    import hpc_tune
     import hpc_tune.controller  # noqa: F401
     import hpc_tune.study  # noqa: F401
 
-    return {"maxrss_mb": maxrss_mb()}
+    return {"maxrss_mb": maxrss_mb(), "hpc_tune": os.path.dirname(os.path.dirname(hpc_tune.__file__))}
+
+
+def _fold_api() -> Any:
+    """(load_view, write_snapshot, SNAPSHOT_FILE) of the hpc_tune measured: the journal package,
+    or hpc_tune.study before it (a --baseline of 0.1.0)."""
+    try:
+        from hpc_tune.journal import load_view, write_snapshot
+        from hpc_tune.paths import SNAPSHOT_FILE
+    except ImportError:
+        from hpc_tune.study import SNAPSHOT_FILE, load_view, write_snapshot  # type: ignore[no-redef]
+    return load_view, write_snapshot, SNAPSHOT_FILE
 
 
 def _objective(params: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -209,26 +230,15 @@ def phase_study(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def _history_timing(view: Any, reps: int = 5) -> Dict[str, float]:
-    """ms for ``StudyView.history()`` over all trials: as it was before its cache (every record
-    and curve rebuilt on each call, the code reproduced here) and as it is (records reused)."""
-    from hpc_tune.search.base import History, TrialRecord
-
-    def before() -> Any:
-        return History.of(TrialRecord(t.trial_id, t.params, t.state, t.value, t.resource, t.meta, view._curve(t))
-                          for t in sorted(view.trials.values(), key=lambda t: t.trial_id))
-
+    """ms of CPU for ``StudyView.history()`` over all trials (what every cycle that fills
+    slots hands the searcher), warm, median of ``reps``."""
     view.history()  # warm, as in a running controller
-    out = {}
-    for name, fn in (("before_cache", before), ("now", view.history)):
-        times = []
-        for _ in range(reps):
-            c = time.process_time()
-            h = fn()
-            times.append(time.process_time() - c)
-        out[name] = 1000 * statistics.median(times)
-        out["trials"] = len(h)
-    assert before() == view.history()  # the same records
-    return out
+    times = []
+    for _ in range(reps):
+        c = time.process_time()
+        h = view.history()
+        times.append(time.process_time() - c)
+    return {"now": 1000 * statistics.median(times), "trials": len(h)}
 
 
 def _profile_top(profile: cProfile.Profile, cycles: int, n: int = 12) -> List[Dict[str, Any]]:
@@ -288,9 +298,9 @@ def phase_synth(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def phase_snapshot(args: argparse.Namespace) -> Dict[str, Any]:
-    from hpc_tune.study import load_view, write_snapshot
+    load_view, write_snapshot, snapshot_file = _fold_api()
 
-    snap = Path(args.study) / "snapshot.pickle"
+    snap = Path(args.study) / snapshot_file
     if snap.exists():
         snap.unlink()
     view = load_view(args.study)
@@ -302,9 +312,9 @@ def phase_snapshot(args: argparse.Namespace) -> Dict[str, Any]:
 def phase_replay(args: argparse.Namespace) -> Dict[str, Any]:
     import gc
 
-    from hpc_tune.study import SNAPSHOT_FILE, load_view
+    load_view, _, snapshot_file = _fold_api()
 
-    snap = Path(args.study) / SNAPSHOT_FILE
+    snap = Path(args.study) / snapshot_file
     if args.snapshot == "none" and snap.exists():
         snap.rename(str(snap) + ".off")  # put back below: measure the raw journal
     try:
@@ -337,17 +347,23 @@ PHASES = {"imports": phase_imports, "study": phase_study, "synth": phase_synth, 
 IN_PROCESS = False  # --quick: every phase in this process (faster; peak memory is then this process's)
 
 
-def run_phase(name: str, *extra: str, timeout: float = 3600) -> Dict[str, Any]:
-    if IN_PROCESS:
+def run_phase(name: str, *extra: str, timeout: float = 3600, code: Optional[Path] = None) -> Dict[str, Any]:
+    """One phase in a fresh process, measuring the hpc_tune of ``code`` (default: this checkout)."""
+    if IN_PROCESS and code is None:
         ns = build_parser().parse_args(["--phase", name, *extra])
         return json.loads(json.dumps(PHASES[name](ns), default=str))
     cmd = [sys.executable, str(Path(__file__).resolve()), "--phase", name, *extra]
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(HERE), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    root = str(code or ROOT)
+    env[CODE_ENV] = root
+    env["PYTHONPATH"] = os.pathsep.join([root, str(HERE), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"phase {name} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+run_in = run_phase  # (measure() names its own run_phase)
 
 
 # ------------------------------------------------------------------------------- main
@@ -383,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     ap.add_argument("--no-readme", action="store_true")
     ap.add_argument("--results-dir", default=str(RESULTS))
+    ap.add_argument("--baseline", default=None, metavar="DIR",
+                    help="also measure the hpc_tune of this checkout (e.g. a `git worktree` of an earlier "
+                         "commit) in the same run, and report ratios")
     # internal: one measurement in this process
     ap.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="delayed", help=argparse.SUPPRESS)
@@ -411,6 +430,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         result = measure(args, work)
+        if args.baseline:
+            base = Path(args.baseline).resolve()
+            print(f"baseline: {base}", flush=True)
+            result["baseline"] = measure(args, work / "baseline", code=base)
+            result["baseline"]["commit"] = subprocess.run(
+                ["git", "-C", str(base), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -427,7 +452,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def measure(args: argparse.Namespace, work: Path) -> Dict[str, Any]:
+def measure(args: argparse.Namespace, work: Path, code: Optional[Path] = None) -> Dict[str, Any]:
+    def run_phase(name: str, *extra: str) -> Dict[str, Any]:
+        return run_in(name, *extra, code=code)
+
     result: Dict[str, Any] = {"imports": run_phase("imports"), "studies": {}, "replay": {}}
     for mode in [m for m in args.modes.split(",") if m]:
         d = work / f"{mode}-library"
@@ -472,8 +500,8 @@ def measure(args: argparse.Namespace, work: Path) -> Dict[str, Any]:
     return result
 
 
-def report(args: argparse.Namespace, res: Dict[str, Any], m_info: Dict[str, Any], argv: Optional[Sequence[str]],
-           wall: float) -> str:
+def _body(args: argparse.Namespace, res: Dict[str, Any]) -> str:
+    """The tables and goal lines of one checkout's measurements."""
     from tabulate import tabulate
 
     L = args.live
@@ -561,9 +589,7 @@ def report(args: argparse.Namespace, res: Dict[str, Any], m_info: Dict[str, Any]
     if lib.get("history_ms"):
         h = lib["history_ms"]
         goals.append(f"`StudyView.history()` at {h['trials']} trials (called by every cycle that fills slots): "
-                     f"{h['now']:.1f} ms CPU with the record cache added to hpc_tune/study.py by this work, "
-                     f"{h['before_cache']:.1f} ms as it was ({h['before_cache'] / max(h['now'], 1e-9):.0f}x), "
-                     f"same run")
+                     f"{h['now']:.1f} ms CPU")
     if io_base is not None and lib.get("idle_rows"):
         idle_cpu = statistics.median(x["cpu"] for x in lib["idle_rows"])
         goals.append(f"Idle cycle ({L} live, nothing new) vs the bare stat + open of {L} trials' files "
@@ -574,21 +600,71 @@ def report(args: argparse.Namespace, res: Dict[str, Any], m_info: Dict[str, Any]
         prof_lines.append(f"Where a steady-state cycle's time goes (cProfile, library controller, delayed trials, "
                           f"{lib['profiled_cycles']} cycles at {L} live; ms per cycle under the profiler, which "
                           f"inflates Python calls):\n")
-        keep = [p for p in lib["profile"] if "controller.py" in p["function"] or "journal.py" in p["function"]
-                or "study.py" in p["function"] or "trial.py" in p["function"] or "fsync" in p["function"]
+        keep = [p for p in lib["profile"] if any(
+                    f"{m}.py" in p["function"] for m in ("controller", "journal", "study", "trial", "loop", "core",
+                                                         "fold", "log", "protocol", "trials", "stopping"))
+                or "fsync" in p["function"]
                 or "io.open" in p["function"] or "posix" in p["function"]]
         prof_rows = [[p["function"], f"{p['calls_per_cycle']:.0f}", f"{p['cum_ms_per_cycle']:.1f}",
                       f"{p['own_ms_per_cycle']:.1f}"] for p in keep[:14]]
         prof_lines.append(tabulate(prof_rows, headers=["function", "calls / cycle", "cumulative ms", "own ms"],
                                    tablefmt="github"))
+    return (f"Per controller cycle (`Controller.cycle()` only):\n\n{cycle_table}\n\n"
+            f"Whole studies:\n\n{study_table}\n\nJournal replay (`load_view`), each in a fresh "
+            f"process:\n\n{replay_table}\n\n" + "\n".join(goals) + "\n\n" + "\n".join(prof_lines) + "\n")
+
+
+def comparison(today: Dict[str, Any], base: Dict[str, Any], live: int) -> str:
+    """Today's figures as ratios of the baseline's (same run, same workloads); goal: <= 1.10 each."""
+    from tabulate import tabulate
+
+    rows = []
+
+    def add(what: str, new: Optional[float], old: Optional[float], unit: str) -> None:
+        if new is None or old is None or old <= 0:
+            return
+        ratio = new / old
+        rows.append([what, f"{old:.2f} {unit}", f"{new:.2f} {unit}", f"{ratio:.2f}", "met" if ratio <= 1.10 else "MISSED"])
+
+    for mode in ("delayed", "instant"):
+        n, o = today["studies"].get(f"{mode}/library"), base["studies"].get(f"{mode}/library")
+        if n and o:
+            add(f"cycle CPU at {live} live, {mode} trials (median)", n["cycles"]["all"].get("cpu_ms_median"),
+                o["cycles"]["all"].get("cpu_ms_median"), "ms")
+            if n.get("idle_rows") and o.get("idle_rows"):
+                add(f"idle cycle CPU at {live} live (median)", 1000 * statistics.median(x["cpu"] for x in n["idle_rows"]),
+                    1000 * statistics.median(x["cpu"] for x in o["idle_rows"]), "ms")
+            add(f"peak RSS, whole {mode} study", n["maxrss_mb"], o["maxrss_mb"], "MB")
+    for label in ("synthetic", "study"):
+        n, o = today["replay"].get(label), base["replay"].get(label)
+        if not (n and o):
+            continue
+        what = f"{n['events']:,} events" if label == "synthetic" else f"the {n['trials']}-trial study's journal"
+        add(f"replay of {what}, raw (CPU)", n["raw"]["cpu"], o["raw"]["cpu"], "s")
+        add(f"replay of {what}, from the snapshot (CPU)", n["snapshot"]["cpu"], o["snapshot"]["cpu"], "s")
+        if "snapshot_behind" in n:
+            add(f"replay of {what}, snapshot ~10 % behind (CPU)", n["snapshot_behind"]["cpu"],
+                o["snapshot_behind"]["cpu"], "s")
+        add(f"peak RSS, replay of {what}, raw", n["raw"]["maxrss_mb"], o["raw"]["maxrss_mb"], "MB")
+        add(f"peak RSS, replay of {what}, snapshot", n["snapshot"]["maxrss_mb"], o["snapshot"]["maxrss_mb"], "MB")
+    return tabulate(rows, headers=["measure", "baseline", "today", "today / baseline", "goal <= 1.10"],
+                    tablefmt="github")
+
+
+def report(args: argparse.Namespace, res: Dict[str, Any], m_info: Dict[str, Any], argv: Optional[Sequence[str]],
+           wall: float) -> str:
     command = command_line("controller_scale.py", argv)
     head = (f"{now()} - `{command}` - {machine_line(m_info)}\n\n"
-            f"Random search, {args.trials} trials, concurrency {L}, {REPORTS_PER_TRIAL} result lines + exit record "
-            f"per trial (SimBackend), tick 1 s of simulated time, one scheduler poll every {POLL_EVERY} cycles. "
-            f"Total wall time {wall / 60:.1f} min.")
-    return (f"{head}\n\nPer controller cycle (`Controller.cycle()` only):\n\n{cycle_table}\n\n"
-            f"Whole studies:\n\n{study_table}\n\nJournal replay (`hpc_tune.study.load_view`), each in a fresh "
-            f"process:\n\n{replay_table}\n\n" + "\n".join(goals) + "\n\n" + "\n".join(prof_lines) + "\n")
+            f"Random search, {args.trials} trials, concurrency {args.live}, {REPORTS_PER_TRIAL} result lines + exit "
+            f"record per trial (SimBackend), tick 1 s of simulated time, one scheduler poll every {POLL_EVERY} "
+            f"cycles. Total wall time {wall / 60:.1f} min.")
+    text = f"{head}\n\n{_body(args, res)}"
+    base = res.get("baseline")
+    if base:
+        text += (f"\nBaseline in the same run: commit {base.get('commit') or '?'} (`--baseline`), the same "
+                 f"workloads:\n\n{comparison(res, base, args.live)}\n\nThe baseline's own tables:\n\n"
+                 f"{_body(args, base)}")
+    return text
 
 
 SECTION = "controller_scale.py: controller cycle cost, journal size, replay and memory at 10,000 trials"

@@ -12,9 +12,10 @@ from typing import Any, Dict, List, Optional
 from tabulate import tabulate
 
 from . import __version__
-from .errors import UserError
+from .errors import HpcTuneError, UserError
+from .journal import load_view
 from .spec import Spec, load_spec
-from .study import create_study, default_state_dir, find_study, list_studies, load_view
+from .study import create_study, default_state_dir, find_study, list_studies
 from .summary import best_trial, export_rows, format_status, status_dict, study_state, trial_log_paths
 from .tuner import draw_seed
 
@@ -28,25 +29,25 @@ def default_backend_name() -> str:
 
 
 def run_controller(study_dir: str) -> Dict[str, Any]:
-    from .runner import run_controller as run
+    from .controller.launcher import run_controller as run
 
     return run(study_dir)
 
 
 def submit_controller_job(study_dir: str, args: argparse.Namespace) -> str:
-    from .runner import submit_controller_job as submit
+    from .controller.launcher import submit_controller_job as submit
 
     return submit(study_dir, args)
 
 
 def cancel_study(study_dir: str) -> str:
-    from .runner import cancel_study as cancel
+    from .controller.launcher import cancel_study as cancel
 
     return cancel(study_dir)
 
 
 def live_controller(view: Any) -> Optional[str]:
-    from .runner import live_controller as live
+    from .controller.launcher import live_controller as live
 
     return live(view)
 
@@ -304,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Hyperparameter tuning on Slurm clusters from one polyaxonfile-style YAML file.",
     )
     parser.add_argument("--version", action="version", version=f"hpc-tune {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -409,17 +411,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line, not only before the command
+    args = parser.parse_args([a for a in argv if a != "--debug"])
+    args.debug = debug
     try:
         return int(args.func(args) or 0)
-    except UserError as exc:
-        print(f"hpc-tune: error: {exc}", file=sys.stderr)
-        return exc.exit_code
     except KeyboardInterrupt:
         print("hpc-tune: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `hpc-tune plan --json | head`
         return 0
+    except Exception as exc:  # one message each, never a traceback (unless --debug)
+        if args.debug:
+            raise
+        if isinstance(exc, HpcTuneError):
+            print(f"hpc-tune: error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        print(f"hpc-tune: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback, "
+              f"and please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,10 +1,23 @@
-"""Errors that reach the user as one clear message (the CLI prints them, exit 2)."""
+"""The one error tree: everything hpc-tune raises on purpose derives from ``HpcTuneError``.
+
+The command line prints such an error as one message (the traceback only with ``--debug``)
+and exits with its ``exit_code``: 2 for a mistake the user can fix (``UserError``: a study
+file, an option, a study id), 1 for a problem of the environment (``EnvironmentProblem``:
+Slurm unreachable or refusing, a journal written by a newer hpc-tune, a lock held by a dead
+client). Imports nothing, so every part may raise these.
+"""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Dict, Optional
 
 
-class UserError(Exception):
+class HpcTuneError(Exception):
+    """Root of every error hpc-tune raises on purpose; the message says what to do."""
+
+    exit_code = 1
+
+
+class UserError(HpcTuneError):
     """A mistake the user can fix; printed without a traceback."""
 
     exit_code = 2
@@ -27,3 +40,29 @@ class SpecError(UserError):
             where = self.file + (f":{self.line}" if self.line else "") + ": "
         key = f"{self.keypath}: " if self.keypath else ""
         return f"{where}{key}{self.message}"
+
+
+class EnvironmentProblem(HpcTuneError):
+    """Not the user's mistake: the machine, the scheduler or the files around the study."""
+
+    exit_code = 1
+
+
+class JournalError(EnvironmentProblem):
+    """A journal that cannot be used (newer format, lock not obtained); the message says why."""
+
+
+class BackendError(EnvironmentProblem):
+    """The scheduler refused a request; the message is the scheduler's own.
+
+    ``submitted`` maps request index -> job id for the requests of a ``submit`` call that did
+    get a job before the error (the controller must journal them: they will run)."""
+
+    def __init__(self, message: str, submitted: Optional[Dict[int, str]] = None) -> None:
+        super().__init__(message)
+        self.submitted: Dict[int, str] = dict(submitted or {})
+
+
+class BackendBusy(BackendError):
+    """The scheduler is busy, unreachable or a limit is reached (socket timeouts,
+    MaxSubmitJobs, ...): back off and try again later."""

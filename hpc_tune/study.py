@@ -1,50 +1,25 @@
-"""The study directory and the fold of its journal into what happened.
+"""A study directory: creating one, finding one by id, and its frozen spec.
 
-    <state dir>/<study id>/
-        spec.yml            frozen copy of the submitted file
-        journal.jsonl       every event (see EVENTS below); journal.lock guards it
-        controller/         the controller job's script and logs
-        slurm/              submitit's folders for trial jobs
-        trials/<id>/        result.jsonl, checkpoints/, logs, exit.json
-
-Events (field ``e``) and what they mean:
-
-    study      {id, seed, file, cwd, base_dir, backend, slurm}     created; first line
-    trial      {id, params, resource, meta}            a trial exists (recorded BEFORE submission)
-    submitted  {id, attempt, job}                      the backend accepted it
-    state      {id, state, raw}                        pending/running as the backend sees it
-    report     {id, end, data}                         one result line copied from result.jsonl
-    retry      {id, attempt, reason, counted}          resubmitted (time limit, node failure, preemption)
-    end        {id, state, value, reason, raw}         final: completed/failed/stopped/cancelled
-    cancel     {reason}                                a user asked the study to stop
-    study_end  {state, reason}                         finished/early_stopped/cancelled/failed
-    controller {action, host, pid, job}                a controller started or stopped
-    warning    {message, id?}                          something the user should know
+The files in it are named by ``hpc_tune.paths.StudyPaths``; what happened in it is the
+journal's fold (``hpc_tune.journal``).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
-import pickle
 import re
 import secrets
 import shutil
-import socket
 import time
-from array import array
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from .errors import UserError
-from .journal import Journal
-from .search.base import History, TrialRecord, TrialState
+from .journal import Journal, StudyView
+from .journal.events import StudyCreated
+from .paths import StudyPaths
 
-TRIALS_DIR = "trials"
-LEASE_FILE = os.path.join("controller", "lease.json")  # see runner.Lease
-LEASE_EVERY = 10.0  # seconds between renewals of the controller's lease
-LEASE_STALE = 6 * LEASE_EVERY  # a lease not renewed for this long may be taken over
-SPEC_FILE = "spec.yml"
-RESULT_FILE = "result.jsonl"
-CHECKPOINT_DIR = "checkpoints"
+if TYPE_CHECKING:
+    from .spec import Spec
 
 
 def default_state_dir() -> str:
@@ -58,17 +33,13 @@ def new_study_id(spec_path: str) -> str:
     return f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
-def trial_dir(study_dir: str, trial_id: int) -> str:
-    return os.path.join(study_dir, TRIALS_DIR, str(trial_id))
-
-
 def find_study(ref: str, state_dir: Optional[str] = None) -> str:
     """A study directory from an id (under the state dir) or a path."""
-    if os.path.isfile(os.path.join(ref, "journal.jsonl")):
+    if StudyPaths(ref).is_study():
         return os.path.abspath(ref)
     base = state_dir or default_state_dir()
     path = os.path.join(base, ref)
-    if os.path.isfile(os.path.join(path, "journal.jsonl")):
+    if StudyPaths(path).is_study():
         return path
     matches = [d for d in list_studies(base) if os.path.basename(d).startswith(ref)]
     if len(matches) == 1:
@@ -83,7 +54,7 @@ def list_studies(state_dir: str) -> List[str]:
         names = sorted(os.listdir(state_dir))
     except FileNotFoundError:
         return []
-    return [os.path.join(state_dir, n) for n in names if os.path.isfile(os.path.join(state_dir, n, "journal.jsonl"))]
+    return [os.path.join(state_dir, n) for n in names if StudyPaths(os.path.join(state_dir, n)).is_study()]
 
 
 def create_study(spec_path: str, spec: Any, state_dir: str, *, backend: str, seed: int,
@@ -94,300 +65,26 @@ def create_study(spec_path: str, spec: Any, state_dir: str, *, backend: str, see
 
     study_id = new_study_id(spec_path)
     study_dir = os.path.join(os.path.abspath(state_dir), study_id)
-    os.makedirs(os.path.join(study_dir, "controller"), exist_ok=True)
-    shutil.copyfile(spec_path, os.path.join(study_dir, SPEC_FILE))
+    paths = StudyPaths(study_dir)
+    os.makedirs(paths.controller_dir, exist_ok=True)
+    shutil.copyfile(spec_path, paths.spec)
     metric = spec.metric
-    Journal(study_dir).append({
-        "e": "study", "id": study_id, "seed": seed, "file": os.path.abspath(spec_path), "cwd": os.getcwd(),
-        "base_dir": os.path.dirname(os.path.abspath(spec_path)), "backend": backend, "slurm": slurm or {},
-        "metric": metric.name if metric else None, "optimization": metric.optimization if metric else None,
-        "poll_interval": poll_interval, "version": __version__,
-    })
+    Journal(study_dir).append(StudyCreated(
+        id=study_id, seed=seed, file=os.path.abspath(spec_path), cwd=os.getcwd(),
+        base_dir=os.path.dirname(os.path.abspath(spec_path)), backend=backend, slurm=dict(slurm or {}),
+        metric=metric.name if metric else None, optimization=metric.optimization if metric else None,
+        poll_interval=poll_interval, version=__version__).to_json())
     return study_dir
 
 
-def holder_description(lease: Any, ignore_own_job: bool = False) -> Optional[str]:
-    """Who holds a lease record, or None when it is free (released, stale, or held
-    by a process known to be dead, or by an earlier run of our own Slurm job)."""
-    if not isinstance(lease, dict) or lease.get("released"):
-        return None
-    if time.time() - float(lease.get("t", 0)) >= LEASE_STALE:
-        return None
-    if ignore_own_job and lease.get("job") and lease.get("job") == os.environ.get("SLURM_JOB_ID"):
-        return None  # Slurm requeued our job: the earlier run of it is gone
-    if lease.get("host") == socket.gethostname() and not _pid_alive(int(lease.get("pid", 0))):
-        return None
-    return f"host {lease.get('host')}, pid {lease.get('pid')}" + (
-        f", Slurm job {lease['job']}" if lease.get("job") else "")
+def study_spec(view: StudyView) -> "Spec":
+    """The frozen spec of a study, with the Slurm overrides given at submission."""
+    from .spec import load_spec
 
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-# ------------------------------------------------------------------------------ fold
-
-_LIVE_STATES = tuple(s for s in TrialState if s.live)
-
-
-@dataclass
-class TrialView:
-    trial_id: int
-    params: Dict[str, Any]
-    resource: Optional[float] = None
-    meta: Dict[str, Any] = field(default_factory=dict)
-    state: TrialState = TrialState.PENDING
-    job_id: Optional[str] = None
-    attempt: int = 0
-    retries: int = 0  # resubmissions that count against the spec's max_retries
-    submitted: bool = False
-    raw_state: str = ""
-    n_reports: int = 0
-    last_values: Dict[str, float] = field(default_factory=dict)  # metric -> last finite value
-    # metric -> (steps, values) for the metrics whose curves are kept (the study's, the
-    # stopping rules'); compact arrays, since a long study has millions of reports
-    curves: Dict[str, Tuple["array[float]", "array[float]"]] = field(default_factory=dict)
-    result_offset: int = 0
-    value: Optional[float] = None
-    reason: str = ""
-    created: float = 0.0
-    started: Optional[float] = None
-    ended: Optional[float] = None
-
-    def last(self, metric: str) -> Optional[float]:
-        """The last reported value of ``metric``."""
-        return self.last_values.get(metric)
-
-    def curve(self, metric: str) -> Tuple[Tuple[float, float], ...]:
-        steps, values = self.curves.get(metric, ((), ()))
-        return tuple(zip(steps, values))
-
-    def add_report(self, data: Dict[str, Any], curve_metrics: Tuple[str, ...]) -> None:
-        # The hot path of a replay (most events are reports): kept to plain dict work.
-        last = self.last_values
-        for k, v in data.items():
-            if (type(v) is float and v - v == 0.0) or type(v) is int:  # finite numbers only
-                last[k] = v
-        if curve_metrics:
-            step = data.get("step", self.n_reports)
-            if type(step) not in (int, float):
-                step = self.n_reports
-            for m in curve_metrics:
-                v = data.get(m)
-                if (type(v) is float and v - v == 0.0) or type(v) is int:
-                    curve = self.curves.get(m)
-                    if curve is None:
-                        curve = self.curves[m] = (array("d"), array("d"))
-                    curve[0].append(step)
-                    curve[1].append(v)
-        self.n_reports += 1
-
-    @property
-    def run_time(self) -> Optional[float]:
-        if self.started is None:
-            return None
-        return (self.ended or time.time()) - self.started
-
-
-@dataclass
-class StudyView:
-    study_dir: str
-    info: Dict[str, Any] = field(default_factory=dict)
-    trials: Dict[int, TrialView] = field(default_factory=dict)
-    ended: Optional[Dict[str, Any]] = None
-    cancel_requested: Optional[str] = None
-    controllers: List[Dict[str, Any]] = field(default_factory=list)
-    warnings: List[str] = field(default_factory=list)
-    offset: int = 0  # journal bytes folded so far
-    extra_curves: Tuple[str, ...] = ()  # metrics whose curves are kept besides the study's
-
-    curve_metrics: Tuple[str, ...] = ()  # set from the study record: its metric + extra_curves
-
-    @property
-    def study_id(self) -> str:
-        return str(self.info.get("id") or os.path.basename(self.study_dir))
-
-    @property
-    def seed(self) -> int:
-        return int(self.info["seed"])
-
-    def live(self) -> List[TrialView]:
-        # A tuple test instead of the ``live`` property: 6x faster over 10,000 trials, and a
-        # cycle asks several times.
-        return [t for t in self.trials.values() if t.state in _LIVE_STATES]
-
-    def counts(self) -> Dict[str, int]:
-        out: Dict[str, int] = {}
-        for t in self.trials.values():
-            out[t.state.value] = out.get(t.state.value, 0) + 1
-        return out
-
-    def history(self) -> History:
-        # A trial's record is rebuilt only when it changed (state, value, reports): building
-        # every record with its curve on every call was most of a 10,000-trial cycle.
-        cache = self.__dict__.setdefault("_records", {})
-        metric = self.info.get("metric")
-        records = []
-        for t in sorted(self.trials.values(), key=lambda t: t.trial_id):
-            key = (t.state, t.value, t.n_reports, metric)
-            hit = cache.get(t.trial_id)
-            if hit is None or hit[0] != key:
-                hit = cache[t.trial_id] = (key, TrialRecord(t.trial_id, t.params, t.state, t.value, t.resource,
-                                                            t.meta, self._curve(t)))
-            records.append(hit[1])
-        return History(tuple(records))
-
-    def __getstate__(self) -> Dict[str, Any]:
-        state = dict(self.__dict__)
-        state.pop("_records", None)  # a cache: not in snapshots
-        return state
-
-    def _curve(self, t: TrialView) -> Tuple[Tuple[float, float], ...]:
-        metric = self.info.get("metric")
-        return t.curve(metric) if metric else ()
-
-    # -- the fold ---------------------------------------------------------------
-    def apply(self, event: Dict[str, Any]) -> None:
-        kind = event.get("e")
-        tid = event.get("id")
-        t = self.trials.get(tid) if type(tid) is int else None
-        if kind == "report" and t is not None:  # most events: first and cheapest
-            data = event.get("data")
-            if type(data) is dict:
-                t.add_report(data, self.curve_metrics)
-            end = event.get("end", 0)
-            if type(end) is int and end > t.result_offset:
-                t.result_offset = end
-            return
-        ts = float(event.get("t", 0.0))
-        if kind == "study":
-            self.info = dict(event)
-            metric = self.info.get("metric")
-            self.curve_metrics = ((metric,) if metric else ()) + tuple(
-                m for m in self.extra_curves if m != metric)
-        elif kind == "trial" and isinstance(tid, int) and tid not in self.trials:
-            self.trials[tid] = TrialView(tid, dict(event.get("params", {})), event.get("resource"),
-                                         dict(event.get("meta", {})), created=ts)
-        elif t is None:
-            if kind == "study_end":
-                self.ended = dict(event)
-            elif kind == "cancel":
-                self.cancel_requested = str(event.get("reason", "cancelled by the user"))
-            elif kind == "controller":
-                self.controllers.append(dict(event))
-            elif kind == "warning":
-                self.warnings.append(str(event.get("message", "")))
-        elif kind == "submitted":
-            t.job_id = str(event.get("job"))
-            t.attempt = int(event.get("attempt", t.attempt))
-            t.submitted = True
-            if t.state.finished:  # a late duplicate: the end stands
-                return
-            t.state = TrialState.PENDING
-        elif kind == "state" and t.state.live:
-            t.state = TrialState(event["state"])
-            t.raw_state = str(event.get("raw", ""))
-            if t.state is TrialState.RUNNING and t.started is None:
-                t.started = ts
-        elif kind == "retry":
-            t.attempt = int(event.get("attempt", t.attempt + 1))
-            t.retries += 1 if event.get("counted", True) else 0
-            t.submitted = False
-            t.job_id = None
-            t.state = TrialState.PENDING
-            t.reason = str(event.get("reason", ""))
-        elif kind == "end" and t.state.live:
-            t.state = TrialState(event["state"])
-            value = event.get("value")
-            t.value = float(value) if isinstance(value, (int, float)) else None
-            t.reason = str(event.get("reason", ""))
-            t.raw_state = str(event.get("raw", t.raw_state))
-            t.ended = float(event.get("ended", ts))
-            if isinstance(event.get("started"), (int, float)):
-                t.started = float(event["started"])
-            elif t.started is None and t.state is not TrialState.CANCELLED:
-                t.started = t.ended
-        elif kind == "warning":
-            self.warnings.append(f"trial {tid}: {event.get('message', '')}")
-
-
-SNAPSHOT_FILE = "snapshot.pickle"
-SNAPSHOT_FORMAT = 1
-
-
-def write_snapshot(view: StudyView) -> None:
-    """Save the fold so far, so that the next replay reads only newer events.
-
-    A cache, never the truth: it is checked against the journal on load and simply
-    ignored (full replay) when it does not match, is from another hpc-tune version,
-    or is unreadable. Deleting it is always safe."""
-    from . import __version__
-
-    path = os.path.join(view.study_dir, SNAPSHOT_FILE)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    payload = {"format": SNAPSHOT_FORMAT, "version": __version__, "head": _journal_head(view.study_dir),
-               "view": view}
-    with open(tmp, "wb") as fh:
-        pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _journal_head(study_dir: str) -> bytes:
-    """The journal's first line: tells a snapshot of this journal from one of another."""
-    try:
-        with open(os.path.join(study_dir, "journal.jsonl"), "rb") as fh:
-            return fh.readline(4096)
-    except OSError:
-        return b""
-
-
-def _read_snapshot(study_dir: str, extra_curves: Tuple[str, ...]) -> Optional[StudyView]:
-    from . import __version__
-
-    try:
-        with open(os.path.join(study_dir, SNAPSHOT_FILE), "rb") as fh:
-            payload = pickle.load(fh)
-        view = payload["view"]
-        ok = (payload.get("format") == SNAPSHOT_FORMAT and payload.get("version") == __version__
-              and isinstance(view, StudyView) and payload.get("head") == _journal_head(study_dir)
-              and set(extra_curves) <= set(view.curve_metrics) | {view.info.get("metric")})
-        if not ok:
-            return None
-        with open(os.path.join(study_dir, "journal.jsonl"), "rb") as fh:  # still a line boundary?
-            fh.seek(max(0, view.offset - 1))
-            if view.offset > 0 and fh.read(1) != b"\n":
-                return None
-    except Exception:  # any problem with a cache means: do without it
-        return None
-    view.study_dir = study_dir
-    return view
-
-
-def load_view(study_dir: str, journal: Optional[Journal] = None, extra_curves: Tuple[str, ...] = ()) -> StudyView:
-    """Replay a study's journal, from its snapshot when there is a valid one."""
-    journal = journal or Journal(study_dir)
-    if not journal.exists():
-        raise UserError(f"{study_dir} is not a study directory (no journal.jsonl)")
-    view = _read_snapshot(study_dir, tuple(extra_curves))
-    if view is None:
-        view = StudyView(study_dir, extra_curves=tuple(extra_curves))
-    view.offset = journal.scan(view.offset, view.apply)
-    if not view.info:
-        raise UserError(f"{journal.path} has no study record: not an hpc-tune journal, or it was truncated")
-    return view
-
-
-def refresh(view: StudyView, journal: Journal) -> StudyView:
-    """Fold the events appended since ``view`` was read."""
-    view.offset = journal.scan(view.offset, view.apply)
-    return view
+    spec = load_spec(view.paths.spec, base_dir=view.info.get("base_dir"))
+    overrides = view.info.get("slurm") or {}
+    if overrides:
+        if "extra" in overrides:
+            overrides = {**overrides, "extra": tuple(spec.slurm.extra) + tuple(overrides["extra"])}
+        spec = dataclasses.replace(spec, slurm=dataclasses.replace(spec.slurm, **overrides))
+    return spec

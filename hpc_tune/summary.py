@@ -1,15 +1,15 @@
 """Reading a study for people and programs: status tables, the best trial, exports."""
 from __future__ import annotations
 
-import glob
 import os
 from typing import Any, Dict, List, Optional
 
 from tabulate import tabulate
 
-from .search.base import TrialState
-from .study import LEASE_FILE, StudyView, TrialView, holder_description, trial_dir
-from .trial import read_json
+from .controller.lease import lease_holder
+from .journal import StudyView
+from .paths import StudyPaths
+from .trials import TrialRecord
 
 
 def study_state(view: StudyView) -> str:
@@ -17,25 +17,15 @@ def study_state(view: StudyView) -> str:
         return str(view.ended.get("state"))
     if view.cancel_requested is not None:
         return "cancelling"
-    lease = read_json(os.path.join(view.study_dir, LEASE_FILE))
-    if holder_description(lease):
+    if lease_holder(view.study_dir):
         return "running"
     if any(c.get("action") == "submitted" for c in view.controllers[-1:]):
         return "controller queued"
     return "stopped (no controller: `hpc-tune resume` carries on)"
 
 
-def best_trial(view: StudyView) -> Optional[TrialView]:
-    metric = view.info.get("metric")
-    if not metric:
-        return None
-    done = [t for t in view.trials.values()
-            if t.state in (TrialState.COMPLETED, TrialState.STOPPED) and t.value is not None]
-    if not done:
-        return None
-    maximize = view.info.get("optimization") == "maximize"
-    return (max if maximize else min)(done, key=lambda t: (t.value, -t.trial_id) if maximize
-                                      else (t.value, t.trial_id))
+def best_trial(view: StudyView) -> Optional[TrialRecord]:
+    return view.best()
 
 
 def _fmt_time(seconds: Optional[float]) -> str:
@@ -85,7 +75,7 @@ def format_status(view: StudyView, max_rows: int = 200) -> str:
     return "\n".join(lines)
 
 
-def _params_text(t: TrialView) -> str:
+def _params_text(t: TrialRecord) -> str:
     return " ".join(f"{k}={v}" for k, v in t.params.items())
 
 
@@ -108,11 +98,11 @@ def export_rows(view: StudyView) -> List[Dict[str, Any]]:
     return rows
 
 
-def trial_log_paths(study_dir: str, t: TrialView) -> List[str]:
+def trial_log_paths(study_dir: str, t: TrialRecord) -> List[str]:
     """The trial's own output files, then the scheduler's log of its last job."""
-    tdir = trial_dir(study_dir, t.trial_id)
-    paths = sorted(p for pattern in ("*.out", "*.err", "*.log") for p in glob.glob(os.path.join(tdir, pattern)))
+    study = StudyPaths(study_dir)
+    paths = study.trial(t.trial_id).own_logs()
     if t.job_id:
-        paths += sorted(glob.glob(os.path.join(study_dir, "slurm", "**", f"{t.job_id}_*_log.*"), recursive=True))
+        paths += study.scheduler_logs(t.job_id)
     return [p for p in paths if os.path.getsize(p) > 0 or p.endswith(".err")]
 

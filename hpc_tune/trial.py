@@ -1,17 +1,11 @@
-"""What runs inside (or around) a trial job.
-
-Two halves, both language-agnostic at the file level (see DESIGN.md, "Trial protocol"):
+"""The job side: what runs inside (or around) a trial job. Standard library only.
 
 * trial side: ``report(step, **metrics)`` appends one JSON line to ``$HPC_TUNE_RESULT_FILE``;
   ``checkpoint_dir()`` is where a trial saves and finds its checkpoints.
-* job side: ``run_trial(command, env, trial_dir)`` runs the trial's shell command, forwards
-  the scheduler's signals to it, and leaves two small files in the trial folder, each written
-  atomically (temporary file + rename), which is all the controller needs to read to know
-  that a trial started and how it ended:
-
-      started.json  {"job_id", "restart_count", "attempt", "started", "host", "pid", "child_pid"}
-      exit.json     {"exit_code", "signal", "job_id", "restart_count", "attempt", "started",
-                     "ended", "host", "signals_received"[, "error"]}
+* the wrapper: ``run_trial(command, env, trial_dir)`` runs the trial's shell command, forwards
+  the scheduler's signals to it, and leaves the start and exit records of the trial protocol
+  (``hpc_tune.protocol``) in the trial folder: all the controller reads to know that a trial
+  started and how it ended.
 
   ``exit_code`` is the command's (128+N if signal N killed it, 127 with "error" if it could
   not start); ``signals_received`` lists what the job got (SIGUSR2: the scheduler's warning
@@ -24,7 +18,7 @@ Two halves, both language-agnostic at the file level (see DESIGN.md, "Trial prot
   the job ended.
 
 ``python -m hpc_tune.trial run TRIAL_DIR`` runs ``TRIAL_DIR/job.json`` (used by the local
-backend). This module imports nothing else of hpc_tune, so a job needs only this file.
+backend). Imports only ``hpc_tune.protocol`` of hpc_tune, so a job starts light.
 """
 from __future__ import annotations
 
@@ -39,24 +33,29 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
-# Environment of a trial (DESIGN.md, "Trial protocol").
-STUDY_DIR_ENV = "HPC_TUNE_STUDY_DIR"
-TRIAL_ID_ENV = "HPC_TUNE_TRIAL_ID"
-TRIAL_DIR_ENV = "HPC_TUNE_TRIAL_DIR"
-RESULT_FILE_ENV = "HPC_TUNE_RESULT_FILE"
-CHECKPOINT_DIR_ENV = "HPC_TUNE_CHECKPOINT_DIR"
-ATTEMPT_ENV = "HPC_TUNE_ATTEMPT"  # the controller's resubmission count (Slurm's requeues are not counted)
-JOB_ID_ENV = "HPC_TUNE_JOB_ID"  # set by run_trial for the command: the backend's id of this job
-
-# Files in a trial folder.
-RESULT_FILE = "result.jsonl"  # default when HPC_TUNE_RESULT_FILE is not given
-CHECKPOINT_SUBDIR = "checkpoints"  # default when HPC_TUNE_CHECKPOINT_DIR is not given
-STARTED_RECORD = "started.json"
-EXIT_RECORD = "exit.json"
-JOB_FILE = "job.json"  # {"command", "env", "cwd", "gpus"}: what `python -m hpc_tune.trial run` runs
-SLOT_FILE = "slot.json"  # {"job_id", "devices"}: GPUs granted by the local backend
+from .protocol import (  # noqa: F401 (EXIT_RECORD... are the protocol's; tests and jobs read them here too)
+    ATTEMPT_ENV,
+    CHECKPOINT_DIR_ENV,
+    CHECKPOINT_SUBDIR,
+    EXIT_RECORD,
+    JOB_FILE,
+    JOB_ID_ENV,
+    RESULT_FILE,
+    RESULT_FILE_ENV,
+    SLOT_FILE,
+    STARTED_RECORD,
+    STUDY_DIR_ENV,
+    TRIAL_DIR_ENV,
+    TRIAL_ID_ENV,
+    current_job_id,
+    read_exit_record,
+    read_json,
+    read_started_record,
+    signal_group,
+    write_json_atomic,
+)
 
 # Signals the wrapper passes on to the command: the scheduler's warnings and kill requests.
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
@@ -141,47 +140,6 @@ def checkpoint_dir() -> Path:
     return out
 
 
-# ---------------------------------------------------------------------------------------------
-# Records
-
-
-def write_json_atomic(path: Union[str, "os.PathLike[str]"], data: Any) -> None:
-    """Write JSON to ``path`` so that readers see the old file or the whole new one, never a part."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def read_json(path: Union[str, "os.PathLike[str]"]) -> Optional[Dict[str, Any]]:
-    """The JSON object in ``path``, or None if it is missing, unreadable or not a JSON object."""
-    try:
-        with open(path, "rb") as f:
-            data = json.loads(f.read().decode("utf-8"))
-    except Exception:  # missing, half-written, binary garbage: all mean "no record"
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def read_exit_record(trial_dir: str) -> Optional[Dict[str, Any]]:
-    """The exit record of the trial folder, or None if there is none or it is garbage. Never raises."""
-    record = read_json(os.path.join(trial_dir, EXIT_RECORD))  # os.path: cheap in a 1,000-trial cycle
-    if record is None:
-        return None
-    code = record.get("exit_code")
-    if isinstance(code, bool) or not isinstance(code, int):
-        return None
-    return record
-
-
-def read_started_record(trial_dir: str) -> Optional[Dict[str, Any]]:
-    """The start record of the trial folder, or None. Never raises."""
-    return read_json(os.path.join(trial_dir, STARTED_RECORD))
-
-
 def _remove(path: Path) -> None:
     try:
         path.unlink()
@@ -193,26 +151,11 @@ def _remove(path: Path) -> None:
 # Job side
 
 
-def current_job_id() -> str:
-    """This job's id as the backends name it: ``123``, ``123_4`` for an array task, else ``local-<pid>``."""
-    array_id, task_id = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    if array_id and task_id:
-        return f"{array_id}_{task_id}"
-    return os.environ.get("SLURM_JOB_ID") or f"local-{os.getpid()}"
-
-
 def _int_env(name: str, environ: Mapping[str, str]) -> int:
     try:
         return int(environ.get(name, "0") or 0)
     except ValueError:
         return 0
-
-
-def _killpg(pgid: int, signum: int) -> None:
-    try:
-        os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass  # the group is gone already
 
 
 class _SignalForwarder:
@@ -225,12 +168,12 @@ class _SignalForwarder:
     def __call__(self, signum: int, frame: Any) -> None:
         self.received.append(signal.Signals(signum).name)
         if self.pgid is not None:
-            _killpg(self.pgid, signum)
+            signal_group(self.pgid, signum)
 
     def attach(self, pgid: int) -> None:
         self.pgid = pgid
         for name in self.received:  # signals that came while the command was being started
-            _killpg(pgid, signal.Signals[name])
+            signal_group(pgid, signal.Signals[name])
 
 
 def run_trial(

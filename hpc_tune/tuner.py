@@ -15,22 +15,15 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass, field, replace
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, List, Mapping, Optional, Union
 
 from .search import suggest
-from .search.base import History, TrialRecord, TrialState
 from .spec import Spec, load_spec, spec_from_dict
+from .trials import History, TrialRecord, TrialState
 
-
-@dataclass(frozen=True)
-class Trial:
-    """A trial to run: its id, parameters and, for Hyperband, its budget."""
-
-    trial_id: int
-    params: Dict[str, Any]
-    resource: Optional[float] = None
-    meta: Dict[str, Any] = field(default_factory=dict)
+# What ``ask`` hands out is the one trial model: id, parameters, budget (``resource``),
+# the searcher's tags (``meta``) and, after ``tell``, state and value.
+Trial = TrialRecord
 
 
 def draw_seed() -> int:
@@ -68,9 +61,9 @@ class Tuner:
         out = []
         for s in result.suggestions:
             record = TrialRecord(len(self._trials), dict(s.params), TrialState.PENDING, resource=s.resource,
-                                 meta=dict(s.meta))
+                                 meta=dict(s.meta), resume_from=s.resume_from)
             self._trials.append(record)
-            out.append(Trial(record.trial_id, dict(s.params), s.resource, dict(s.meta)))
+            out.append(record)
         self._exhausted = result.exhausted
         return out
 
@@ -88,8 +81,9 @@ class Tuner:
         state = TrialState(state)
         if state is TrialState.COMPLETED and (value is None or not math.isfinite(float(value))):
             state = TrialState.FAILED
-        self._trials[tid] = replace(self._trials[tid], state=state,
-                                    value=None if value is None else float(value))
+        record = self._trials[tid]
+        record.state = state
+        record.value = None if value is None else float(value)
 
     # -- reading ------------------------------------------------------------------
     @property
@@ -99,8 +93,4 @@ class Tuner:
 
     def best(self) -> Optional[TrialRecord]:
         metric = self.spec.metric
-        maximize = bool(metric and metric.maximize)
-        done = self.history.with_values()
-        if not done:
-            return None
-        return (max if maximize else min)(done, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
+        return self.history.best(bool(metric and metric.maximize))

@@ -12,23 +12,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Dict, List, Optional, Sequence
 
-from ..trial import ATTEMPT_ENV, TRIAL_DIR_ENV, TRIAL_ID_ENV
-
-
-class BackendError(RuntimeError):
-    """The scheduler refused a request; the message is the scheduler's own.
-
-    ``submitted`` maps request index -> job id for the requests of a ``submit`` call that did
-    get a job before the error (the controller must journal them: they will run)."""
-
-    def __init__(self, message: str, submitted: Optional[Dict[int, str]] = None) -> None:
-        super().__init__(message)
-        self.submitted: Dict[int, str] = dict(submitted or {})
-
-
-class BackendBusy(BackendError):
-    """The scheduler is busy or a limit is reached (socket timeouts, MaxSubmitJobs, ...):
-    back off and try again later."""
+from ..errors import BackendBusy, BackendError  # noqa: F401 (what backends raise)
+from ..protocol import ATTEMPT_ENV, TRIAL_DIR_ENV, TRIAL_ID_ENV
 
 
 @dataclass(frozen=True)

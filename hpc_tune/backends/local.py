@@ -32,12 +32,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from ..trial import (
+from ..protocol import (
     JOB_FILE,
     SLOT_FILE,
     read_exit_record,
     read_json,
     read_started_record,
+    signal_group,
     write_json_atomic,
 )
 from .base import Backend, BackendError, JobRequest, JobState, JobStatus, job_env
@@ -292,7 +293,7 @@ class LocalBackend(Backend):
                 continue
             job.cancelled = True
             self._save(job)  # so that a restarted backend reports CANCELLED too
-            _killpg(job.pid, signal.SIGTERM)
+            signal_group(job.pid, signal.SIGTERM)
             targets.append(job)
         if targets:
             self.calls["kill"] += 1
@@ -304,8 +305,8 @@ class LocalBackend(Backend):
             started = read_started_record(job.trial_dir) or {}
             child = started.get("child_pid")
             if started.get("job_id") == job.job_id and isinstance(child, int) and _pgid(child) == child:
-                _killpg(child, signal.SIGKILL)
-            _killpg(job.pid, signal.SIGKILL)
+                signal_group(child, signal.SIGKILL)
+            signal_group(job.pid, signal.SIGKILL)
         for job in targets:  # reap our own children now, so the next poll sees them ended
             if job.proc is not None:
                 try:
@@ -313,13 +314,6 @@ class LocalBackend(Backend):
                 except subprocess.TimeoutExpired:
                     pass
         self._grant_gpus()
-
-
-def _killpg(pgid: int, signum: int) -> None:
-    try:
-        os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _pgid(pid: int) -> Optional[int]:

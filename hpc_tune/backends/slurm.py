@@ -39,8 +39,10 @@ import submitit
 from submitit.core.utils import UncompletedJobError
 from submitit.slurm.slurm import SlurmJobEnvironment
 
-from ..trial import read_json, run_trial, write_json_atomic
+from ..protocol import read_json, write_json_atomic
+from ..trial import run_trial
 from .base import Backend, BackendBusy, BackendError, JobRequest, JobState, JobStatus, job_env
+from .slurm_commands import SlurmCommands, classify_error
 
 if TYPE_CHECKING:
     # Not at run time: every trial job imports this module to unpickle TrialJob, and the
@@ -229,20 +231,6 @@ def sbatch_options(extra: Sequence[str]) -> Dict[str, Any]:
     return out
 
 
-_BUSY = re.compile(
-    r"socket timed out|timed out|unable to contact slurm controller|connection refused|"
-    r"resource temporarily unavailable|try again|temporarily unable|slurm_persist_conn|"
-    r"zero bytes were transmitted|maxsubmit|job submit limit|submit limit|assocgrp|qosmax|busy",
-    re.IGNORECASE,
-)
-
-
-def classify_error(message: str) -> BackendError:
-    """Slurm's error text -> BackendBusy (back off and retry) or BackendError."""
-    message = message.strip() or "Slurm command failed without a message"
-    return BackendBusy(message) if _BUSY.search(message) else BackendError(message)
-
-
 # ---------------------------------------------------------------------------------------------
 # What runs inside the job
 
@@ -322,6 +310,7 @@ class SlurmBackend(Backend):
         self.signal_delay_s = signal_delay_s
         self.lost_grace_s = lost_grace_s
         self.command_timeout_s = command_timeout_s
+        self.commands = SlurmCommands(command_timeout_s)
         self.extra = sbatch_options(self.options.extra)
         self._since: Dict[str, float] = {}  # job id -> submitted (or first polled) at
         self._submitted_at: Dict[str, float] = {}  # job id -> submitted by this backend at
@@ -332,14 +321,9 @@ class SlurmBackend(Backend):
     # -- scheduler commands --------------------------------------------------------------------
 
     def _run(self, argv: List[str]) -> subprocess.CompletedProcess:
-        """Run one scheduler command (counted). Failures come back as returncode != 0."""
+        """Run one scheduler command (counted in ``calls``). Failures come back as returncode != 0."""
         self.calls[argv[0]] += 1
-        try:
-            return subprocess.run(argv, capture_output=True, text=True, timeout=self.command_timeout_s)
-        except subprocess.TimeoutExpired:
-            return subprocess.CompletedProcess(argv, 124, "", f"{argv[0]}: timed out after {self.command_timeout_s} s")
-        except OSError as exc:
-            return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: {exc}")
+        return self.commands.run(argv)
 
     def max_array_size(self) -> int:
         """MaxArraySize of the cluster (``scontrol show config``, read once)."""

@@ -8,31 +8,12 @@ restarted controller pick up exactly where the last one stopped.
 """
 from __future__ import annotations
 
-import enum
-import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-
-class TrialState(str, enum.Enum):
-    """The life of a trial as the searchers see it (Slurm's states map onto these)."""
-
-    PENDING = "pending"  # created (suggested), maybe queued in Slurm, not running yet
-    RUNNING = "running"
-    COMPLETED = "completed"  # exited cleanly and reported its metric
-    FAILED = "failed"
-    STOPPED = "stopped"  # ended early by a stopping policy: its last value counts
-    CANCELLED = "cancelled"  # by the user or a study-wide stop: no value
-
-    @property
-    def live(self) -> bool:
-        return self in (TrialState.PENDING, TrialState.RUNNING)
-
-    @property
-    def finished(self) -> bool:
-        return not self.live
+from ..trials import History, TrialRecord, TrialState  # noqa: F401 (what every searcher reads)
 
 
 @dataclass(frozen=True)
@@ -44,49 +25,9 @@ class Suggestion:
     params: Dict[str, Any]
     resource: Optional[float] = None
     meta: Dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class TrialRecord:
-    """One trial as a searcher sees it."""
-
-    trial_id: int
-    params: Dict[str, Any]
-    state: TrialState
-    value: Optional[float] = None  # the objective, as reported (not sign-flipped)
-    resource: Optional[float] = None
-    meta: Dict[str, Any] = field(default_factory=dict)
-    # (step, value) of the objective metric as reported, for per-trial stopping rules
-    intermediate: Tuple[Tuple[float, float], ...] = ()
-
-
-@dataclass(frozen=True)
-class History:
-    """The trials of a study in creation order."""
-
-    trials: Tuple[TrialRecord, ...] = ()
-
-    @classmethod
-    def of(cls, trials: Iterable[TrialRecord]) -> "History":
-        return cls(tuple(trials))
-
-    def __len__(self) -> int:
-        return len(self.trials)
-
-    def __iter__(self):
-        return iter(self.trials)
-
-    @property
-    def live(self) -> List[TrialRecord]:
-        return [t for t in self.trials if t.state.live]
-
-    def with_values(self) -> List[TrialRecord]:
-        """Finished trials whose objective is a finite number."""
-        return [
-            t for t in self.trials
-            if t.state in (TrialState.COMPLETED, TrialState.STOPPED)
-            and t.value is not None and math.isfinite(t.value)
-        ]
+    # The trial whose checkpoints this one continues (a promotion, a PBT exploit), or None
+    # for a fresh start: the controller points the new trial's checkpoint folder there.
+    resume_from: Optional[int] = None
 
 
 @dataclass(frozen=True)

@@ -347,13 +347,14 @@ def suggest(space: Space, config: HyperbandConfig, history: History, seed: int, 
             params = dict(configs[p.config])
             if p.config in repeats:
                 repeated[p.s] = repeated.get(p.s, 0) + 1
-        else:
+        resume_from = None
+        if p.parent is not None:
             params = dict(p.parent.params)  # a promotion keeps its configuration
             meta["parent"] = p.parent.trial_id
             if config.resume:
-                meta["resume_from"] = p.parent.trial_id
+                resume_from = meta["resume_from"] = p.parent.trial_id
         resource = bracket_of[p.s].rungs[p.rung].resource
-        suggestions.append(Suggestion(params=params, resource=resource, meta=meta))
+        suggestions.append(Suggestion(params=params, resource=resource, meta=meta, resume_from=resume_from))
 
     notes = []
     size = space.size()

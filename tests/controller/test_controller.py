@@ -12,7 +12,8 @@ from hpc_tune.controller import Controller
 from hpc_tune.journal import Journal
 from hpc_tune.search.hyperband import brackets
 from hpc_tune.spec import load_spec
-from hpc_tune.study import create_study, load_view
+from hpc_tune.journal import load_view
+from hpc_tune.study import create_study
 
 
 def make_study(tmp_path, yaml_text, seed=1):

@@ -23,8 +23,8 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 import hpc_tune.cli  # noqa: E402
-import hpc_tune.controller  # noqa: E402
-import hpc_tune.runner  # noqa: E402,F401  (what `resume --foreground` imports: backends, submitit)
+import hpc_tune.controller.faults  # noqa: E402
+import hpc_tune.controller.launcher  # noqa: E402,F401  (what `resume --foreground` imports: backends, submitit)
 
 
 def child(request):
@@ -33,8 +33,8 @@ def child(request):
     os.dup2(fd, 2)
     os.environ.update(request.get("env") or {})
     # The controller reads HPC_TUNE_FAULT once, when it is imported (here: before the fork).
-    hpc_tune.controller._FAULT = os.environ.get("HPC_TUNE_FAULT", "")
-    hpc_tune.controller._fault_hits.clear()
+    hpc_tune.controller.faults._FAULT = os.environ.get("HPC_TUNE_FAULT", "")
+    hpc_tune.controller.faults._fault_hits.clear()
     rc = 1
     try:
         rc = hpc_tune.cli.main(list(request["args"]))

@@ -1,7 +1,7 @@
 """``kill -9`` of the controller at 22 moments of one Hyperband study, each followed by
 ``resume``; on the real Slurm cluster and on the local backend.
 
-The controller's fault hook (``HPC_TUNE_FAULT=POINT:N``, hpc_tune/controller.py) kills it
+The controller's fault hook (``HPC_TUNE_FAULT=POINT:N``, hpc_tune/controller/faults.py) kills it
 with SIGKILL the N-th time it passes POINT:
 
     cycle      the start of a loop cycle

@@ -2,7 +2,8 @@
 import os
 
 from hpc_tune.journal import Journal
-from hpc_tune.study import SNAPSHOT_FILE, load_view, write_snapshot
+from hpc_tune.journal import load_view, write_snapshot
+from hpc_tune.paths import SNAPSHOT_FILE
 
 
 def fill(journal, first, n):

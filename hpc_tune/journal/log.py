@@ -6,7 +6,7 @@ leave at most a torn last line: readers ignore it, and the next append cuts it o
 (it was never complete, so nobody acted on it) before writing. A journal written
 by a newer hpc-tune is refused instead of being misread.
 
-Imports nothing else of hpc-tune: it stores dicts, it does not interpret them.
+Stores dicts (the JSON form of ``hpc_tune.journal.events``); it does not interpret them.
 """
 from __future__ import annotations
 
@@ -20,22 +20,20 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 from filelock import FileLock, Timeout
 
+from ..errors import JournalError
+from ..paths import StudyPaths
+
 FORMAT_VERSION = 1
-JOURNAL_FILE = "journal.jsonl"
-LOCK_FILE = "journal.lock"
-
-
-class JournalError(Exception):
-    """A journal that cannot be used; the message says why and what to do."""
-
-    exit_code = 2
 
 
 class Journal:
+    """The append-only log of one study directory."""
+
     def __init__(self, study_dir: str, lock_timeout: float = 60.0):
         self.dir = study_dir
-        self.path = os.path.join(study_dir, JOURNAL_FILE)
-        self.lock_path = os.path.join(study_dir, LOCK_FILE)
+        paths = StudyPaths(study_dir)
+        self.path = paths.journal
+        self.lock_path = paths.lock
         self.lock_timeout = lock_timeout
         self._lock = FileLock(self.lock_path, timeout=lock_timeout)
         self.skipped_lines = 0  # complete lines that were not JSON (should never happen)

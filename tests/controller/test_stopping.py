@@ -1,5 +1,5 @@
 """Per-trial stopping rules: median, truncation, diff."""
-from hpc_tune.search.stopping import trials_to_stop
+from hpc_tune.controller.stopping import trials_to_stop
 from hpc_tune.spec.model import Metric, TrialPolicy
 
 LOSS = Metric("loss", "minimize")

@@ -1,0 +1,154 @@
+"""The one trial model every part speaks: the state of a trial, its record, the history.
+
+``TrialRecord`` is what the journal's fold (``hpc_tune.journal.fold``) builds and keeps up
+to date, what searchers read through ``History``, what the controller decides on, what the
+ask/tell ``Tuner`` hands out and what ``status``/``export``/``best`` print. Only the fold
+(and the ``Tuner``, which has no journal) changes a record; everybody else reads it.
+"""
+from __future__ import annotations
+
+import enum
+import math
+import time
+from array import array
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+
+class TrialState(str, enum.Enum):
+    """The life of a trial (the backends' job states map onto these)."""
+
+    PENDING = "pending"  # created (suggested), maybe queued in Slurm, not running yet
+    RUNNING = "running"
+    COMPLETED = "completed"  # exited cleanly and reported its metric
+    FAILED = "failed"
+    STOPPED = "stopped"  # ended early by a stopping rule: its last value counts
+    CANCELLED = "cancelled"  # by the user or a study-wide stop: no value
+
+    @property
+    def live(self) -> bool:
+        return self in _LIVE
+
+    @property
+    def finished(self) -> bool:
+        return self not in _LIVE
+
+
+_LIVE = frozenset({TrialState.PENDING, TrialState.RUNNING})
+LIVE_STATES = (TrialState.PENDING, TrialState.RUNNING)  # a tuple test is the fastest in a hot loop
+VALUE_STATES = (TrialState.COMPLETED, TrialState.STOPPED)  # ends whose value counts
+
+
+@dataclass
+class TrialRecord:
+    """One trial: what it runs (params, resource, where it resumes from), how it went (state,
+    value, reason), its reports, and the bookkeeping of its jobs.
+
+    A searcher reads ``trial_id``, ``params``, ``state``, ``value``, ``resource``, ``meta``
+    and ``resume_from``; the rest is the controller's."""
+
+    trial_id: int
+    params: Dict[str, Any]
+    state: TrialState = TrialState.PENDING
+    value: Optional[float] = None  # the objective, as reported (not sign-flipped)
+    resource: Optional[float] = None
+    meta: Dict[str, Any] = field(default_factory=dict)  # the searcher's own tags, kept verbatim
+    resume_from: Optional[int] = None  # the trial whose checkpoints this one continues
+    # -- jobs
+    job_id: Optional[str] = None
+    attempt: int = 0  # resubmissions so far (the trial's folder and checkpoints stay the same)
+    retries: int = 0  # resubmissions that count against the spec's max_retries
+    submitted: bool = False  # the current attempt has a job
+    raw_state: str = ""
+    reason: str = ""
+    created: float = 0.0
+    started: Optional[float] = None
+    ended: Optional[float] = None
+    # -- reports
+    n_reports: int = 0
+    last_values: Dict[str, float] = field(default_factory=dict)  # metric -> last finite value
+    # metric -> (steps, values) for the metrics whose curves are kept (the study's, the
+    # stopping rules'); compact arrays, since a long study has millions of reports
+    curves: Dict[str, Tuple["array[float]", "array[float]"]] = field(default_factory=dict)
+    result_offset: int = 0  # bytes of result.jsonl already in the journal
+
+    @property
+    def has_value(self) -> bool:
+        """Finished with a value that counts: completed or stopped, finite objective."""
+        return self.state in VALUE_STATES and self.value is not None and math.isfinite(self.value)
+
+    def last(self, metric: str) -> Optional[float]:
+        """The last finite value reported for ``metric``."""
+        return self.last_values.get(metric)
+
+    def curve(self, metric: str) -> Tuple[Tuple[float, float], ...]:
+        """(step, value) of ``metric``, in report order (only for the metrics kept)."""
+        steps, values = self.curves.get(metric, ((), ()))
+        return tuple(zip(steps, values))
+
+    def add_report(self, data: Dict[str, Any], curve_metrics: Tuple[str, ...]) -> None:
+        # The hot path of a replay (most events are reports): kept to plain dict work.
+        last = self.last_values
+        for k, v in data.items():
+            if (type(v) is float and v - v == 0.0) or type(v) is int:  # finite numbers only
+                last[k] = v
+        if curve_metrics:
+            step = data.get("step", self.n_reports)
+            if type(step) not in (int, float):
+                step = self.n_reports
+            for m in curve_metrics:
+                v = data.get(m)
+                if (type(v) is float and v - v == 0.0) or type(v) is int:
+                    curve = self.curves.get(m)
+                    if curve is None:
+                        curve = self.curves[m] = (array("d"), array("d"))
+                    curve[0].append(step)
+                    curve[1].append(v)
+        self.n_reports += 1
+
+    @property
+    def run_time(self) -> Optional[float]:
+        if self.started is None:
+            return None
+        return (self.ended or time.time()) - self.started
+
+
+def best(trials: Iterable[TrialRecord], maximize: bool) -> Optional[TrialRecord]:
+    """The trial with the best value among those that have one; on a tie the earliest trial."""
+    done = [t for t in trials if t.has_value]
+    if not done:
+        return None
+    if maximize:
+        return max(done, key=lambda t: (t.value, -t.trial_id))
+    return min(done, key=lambda t: (t.value, t.trial_id))
+
+
+@dataclass(frozen=True)
+class History:
+    """The trials of a study in creation order: what a searcher sees (it must not change them)."""
+
+    trials: Tuple[TrialRecord, ...] = ()
+
+    @classmethod
+    def of(cls, trials: Iterable[TrialRecord]) -> "History":
+        return cls(tuple(trials))
+
+    def __len__(self) -> int:
+        return len(self.trials)
+
+    def __iter__(self) -> Iterator[TrialRecord]:
+        return iter(self.trials)
+
+    @property
+    def live(self) -> List[TrialRecord]:
+        return [t for t in self.trials if t.state in LIVE_STATES]
+
+    def with_values(self) -> List[TrialRecord]:
+        """Finished trials whose objective is a finite number."""
+        return [t for t in self.trials if t.has_value]
+
+    def best(self, maximize: bool) -> Optional[TrialRecord]:
+        return best(self.trials, maximize)
+
+
+__all__: Sequence[str] = ("TrialState", "TrialRecord", "History", "best", "LIVE_STATES", "VALUE_STATES")
