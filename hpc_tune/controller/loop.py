@@ -34,6 +34,7 @@ from ..spec import Spec
 from ..trials import TrialState
 from .core import Decision, DecisionCore, News, TrialNews, job_prefix
 from .faults import fault
+from .lease import LeaseLost
 
 log = logging.getLogger("hpc_tune.controller")
 
@@ -48,9 +49,13 @@ SNAPSHOT_EVERY_BYTES = 16 << 20  # a long journal replays from a snapshot, see j
 class Controller:
     def __init__(self, study_dir: str, spec: Spec, backend: Backend, *, poll_interval: float = 30.0,
                  tick: Optional[float] = None, journal: Optional[Journal] = None,
-                 view: Optional[StudyView] = None, lease_lost: Callable[[], bool] = lambda: False):
+                 view: Optional[StudyView] = None, lease_lost: Callable[[], bool] = lambda: False,
+                 lease_check: Optional[Callable[[], None]] = None, epoch: Optional[int] = None):
         """``journal``/``view``: the study's journal and its fold when the caller has them
-        already (one replay per start), else read here."""
+        already (one replay per start), else read here. ``lease_check`` raises ``LeaseLost``
+        once another controller holds the study (run under the journal's lock before each
+        append, and before each scheduler action); ``epoch``: our lease's, written into
+        every event we append."""
         self.study_dir = study_dir
         self.paths = StudyPaths(study_dir)
         self.spec = spec
@@ -59,6 +64,9 @@ class Controller:
         self.tick = tick
         self.journal = journal or Journal(study_dir)
         self.lease_lost = lease_lost
+        self.lease_check = lease_check
+        self.epoch = epoch
+        self._fenced = False
         self.core = DecisionCore(spec)
         curves = tuple(p.metric.name for p in spec.early_stopping.policies)
         if view is None or not set(curves) <= set(view.curve_metrics):
@@ -93,15 +101,23 @@ class Controller:
                 if self.view.ended is not None:
                     break
                 if self.lease_lost():
-                    log.error("another controller took over this study's lease: stopping")
-                    return {"state": "interrupted", "reason": "lease taken over by another controller"}
+                    raise LeaseLost("another controller took over this study's lease")
                 if self._stop_signal or (max_cycles is not None and cycles >= max_cycles):
                     return self._interrupted()
                 time.sleep(self._sleep_time())
+        except LeaseLost as exc:
+            # Fenced: the new holder acts from now on; we write, cancel and submit nothing more.
+            self._fenced = True
+            log.error("%s: stopping without acting", exc)
+            return {"state": "interrupted", "reason": "lease taken over by another controller"}
         finally:
-            self._write([ev.ControllerEvent("stop", socket.gethostname(), os.getpid(),
-                                            reason=self._stop_signal or "")])
-            write_snapshot(self.view)
+            if not self._fenced:
+                try:
+                    self._write([ev.ControllerEvent("stop", socket.gethostname(), os.getpid(),
+                                                    reason=self._stop_signal or "")])
+                    write_snapshot(self.view)
+                except LeaseLost as exc:
+                    log.error("%s: stopping without acting", exc)
         return dict(self.view.ended)
 
     def _sleep_time(self) -> float:
@@ -180,6 +196,7 @@ class Controller:
         if d.cancel:
             if not self.backoff.ready():
                 return False
+            self._check_lease()
             try:
                 self.backend.cancel(d.cancel)
             except BackendError as exc:  # busy or failing: the jobs may still run; decide again later
@@ -216,6 +233,7 @@ class Controller:
             requests.append(request)
         if not requests:
             return True
+        self._check_lease()
         try:
             job_ids = dict(enumerate(self.backend.submit(requests)))
         except BackendBusy as exc:
@@ -268,11 +286,20 @@ class Controller:
         return True
 
     # -------------------------------------------------------------------- journal
+    def _check_lease(self) -> None:
+        """Before a scheduler action: raise ``LeaseLost`` if another controller holds the study."""
+        if self.lease_check is not None:
+            self.lease_check()
+
     def _write(self, events: List[ev.Event]) -> None:
-        """Append events (one append: one lock, one fsync) and fold them."""
+        """Append events (one append: one lock, one fsync) and fold them. Each carries our
+        lease's epoch; the append is refused (``LeaseLost``) once the lease is another's."""
         if not events:
             return
-        self.journal.append(*[e.to_json() for e in events])
+        lines = [e.to_json() for e in events]
+        if self.epoch is not None:
+            lines = [{**line, "epoch": self.epoch} for line in lines]
+        self.journal.append(*lines, check=self.lease_check)
         refresh(self.view, self.journal)
         if self.view.offset - self._snapshot_offset > SNAPSHOT_EVERY_BYTES:
             write_snapshot(self.view)

@@ -224,8 +224,10 @@ class StudyEnded(Event):
 
 @dataclass(frozen=True)
 class ControllerEvent(Event):
-    """``action``: ``start`` (took the lease; ``took_over`` says from whom when it was stale),
-    ``stop``, or ``submitted`` (a controller job is queued: ``job``)."""
+    """``action``: ``start`` (took the lease, of epoch ``epoch``; ``took_over`` says from whom
+    when it was not released), ``stop``, or ``submitted`` (a controller job is queued: ``job``).
+    Every other event a controller appends carries its lease's epoch too (``"epoch"`` beside
+    the event's fields, see ``controller.loop``)."""
 
     KIND: ClassVar[str] = "controller"
     action: str
@@ -234,6 +236,7 @@ class ControllerEvent(Event):
     job: Optional[str] = None
     reason: Optional[str] = None
     took_over: Optional[str] = None
+    epoch: Optional[int] = None
 
     def to_json(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {"e": self.KIND, "action": self.action}
@@ -241,7 +244,7 @@ class ControllerEvent(Event):
             out.update(host=self.host, pid=self.pid)
         if self.action != "stop" or self.job is not None:
             out["job"] = self.job
-        for k in ("reason", "took_over"):
+        for k in ("reason", "took_over", "epoch"):
             if getattr(self, k) is not None:
                 out[k] = getattr(self, k)
         return out
@@ -250,7 +253,8 @@ class ControllerEvent(Event):
     def from_json(cls, d: Mapping[str, Any]) -> "ControllerEvent":
         job = d.get("job")
         return cls(action=_str(d.get("action")), host=d.get("host"), pid=d.get("pid"),
-                   job=None if job is None else str(job), reason=d.get("reason"), took_over=d.get("took_over"))
+                   job=None if job is None else str(job), reason=d.get("reason"), took_over=d.get("took_over"),
+                   epoch=d.get("epoch") if type(d.get("epoch")) is int else None)
 
 
 @dataclass(frozen=True)

@@ -60,8 +60,9 @@ def _controller_requeue(workdir, owner: str) -> Dict[str, Any]:
     job = re.search(r"Slurm job (\d+)", res.stdout).group(1)
     # Once the first run has stopped (USR1) and released its lease, make the lease look the
     # way a run killed before it could release it leaves it (e.g. after KillWait): fresh, not
-    # released, held by a live pid of this host (1) and by this very job. The next run of
-    # the job must take it over (an earlier run of its own job), not refuse.
+    # released, held by this very job and by a pid of this host that is gone. The next run of
+    # the job must take it over (its holder is provably dead), neither refuse nor wait. (A
+    # live holder, even an earlier run of the same job, is waited for: tests/controller/test_lease.py.)
     lease = os.path.join(study_dir, "controller", "lease.json")
 
     def first_run_over():
@@ -69,12 +70,15 @@ def _controller_requeue(workdir, owner: str) -> Dict[str, Any]:
         return len(starts) == 1 and (fk.read_json(lease) or {}).get("released")
 
     fk.wait_for(first_run_over, 420, "the end of the controller's first run", every=0.5)
-    fk.write_json_atomic(lease, {"token": "left-by-a-killed-run", "host": socket.gethostname(), "pid": 1,
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    fk.write_json_atomic(lease, {"token": "left-by-a-killed-run", "host": socket.gethostname(), "pid": gone.pid,
                                  "job": job, "t": time.time()})
     fk.wait_for(lambda: any(e["e"] == "study_end" for e in fk.journal(study_dir)), 600, "the study's end", every=3)
     # The job's last run ends right after the study: wait for Slurm to say so.
     fk.wait_for(lambda: fk.sacct_history(job)[-1:] == ["COMPLETED"], 120, f"controller job {job} COMPLETED")
-    return {"study_dir": study_dir, "job": job, "plan": fk.plan(study), "history": fk.sacct_history(job)}
+    return {"study_dir": study_dir, "job": job, "plan": fk.plan(study), "history": fk.sacct_history(job),
+            "dead_pid": gone.pid}
 
 
 @pytest.mark.slurm
@@ -91,9 +95,9 @@ def test_controller_job_requeues_itself_at_its_time_limit(scenario_result):
     stops = [e for e in controllers if e["action"] == "stop"]
     assert stops and stops[0]["reason"] in ("SIGUSR1", "SIGTERM"), stops  # TERM: from its own requeue
     assert stops[0]["t"] < starts[1]["t"]
-    # The second run found a fresh lease of a live process, but of an earlier run of its own
-    # job: it took it over.
-    assert "pid 1 " in starts[1].get("took_over", ""), starts[1]
+    # The second run found a fresh lease of its own job's earlier run, whose pid is gone: it
+    # took it over.
+    assert f"pid {r['dead_pid']} " in starts[1].get("took_over", ""), starts[1]
     assert "REQUEUED" in r["history"] and r["history"][-1] == "COMPLETED", r["history"]
     log = open(os.path.join(study_dir, "controller", "controller.log")).read()
     assert f"USR1: requeueing controller job {job}" in log and log.count("study finished") == 1
