@@ -58,21 +58,33 @@ def format_status(view: StudyView, max_rows: int = 200) -> str:
     best = best_trial(view)
     if best is not None:
         lines.append(f"best:   trial {best.trial_id}, {metric} = {best.value:g}")
+    restarted = [t for t in view.trials.values() if t.restarts or t.attempt]
+    if restarted:
+        lost = sum(t.time_lost for t in view.trials.values())
+        lines.append(f"restarts: {sum(t.restarts for t in restarted)} by the scheduler (requeue, preemption, node "
+                     f"failure), {sum(t.attempt for t in restarted)} resubmitted; time lost to them: "
+                     f"{_fmt_time(lost)}")
     rows = []
     trials = sorted(view.trials.values(), key=lambda t: t.trial_id)
     for t in trials[-max_rows:]:
         last = t.last(metric) if metric else None
         rows.append([t.trial_id, t.state.value, t.job_id or "", _params_text(t), "" if t.resource is None
                      else f"{t.resource:g}", "" if last is None else f"{last:g}", _fmt_time(t.run_time),
-                     t.reason[:60]])
+                     _restarts_text(t), t.reason[:60]])
     if rows:
         lines += ["", tabulate(rows, headers=["trial", "state", "job", "parameters", "resource",
-                                              metric or "metric", "run time", "note"])]
+                                              metric or "metric", "run time", "restarts", "note"])]
     if len(trials) > max_rows:
         lines.append(f"(only the last {max_rows} of {len(trials)} trials; --json has them all)")
     for w in view.warnings[-5:]:
         lines.append(f"warning: {w}")
     return "\n".join(lines)
+
+
+def _restarts_text(t: TrialRecord) -> str:
+    """``2 (lost 0:01:05)``: restarts and resubmissions of a trial and the time they cost."""
+    n = t.restarts + t.attempt
+    return f"{n} (lost {_fmt_time(t.time_lost)})" if n else ""
 
 
 def _params_text(t: TrialRecord) -> str:
@@ -88,6 +100,7 @@ def export_rows(view: StudyView) -> List[Dict[str, Any]]:
         if t.resource is not None:
             row["resource"] = t.resource
         row.update({"job_id": t.job_id, "attempt": t.attempt, "reason": t.reason,
+                    "runs": t.runs, "restarts": t.restarts, "time_lost_s": round(t.time_lost, 1),
                     "run_time_s": None if t.run_time is None else round(t.run_time, 1),
                     "reports": t.n_reports,
                     f"last.{metric}" if metric else "last": t.last(metric) if metric else None})

@@ -29,7 +29,7 @@ from ..backends.slurm_commands import Backoff, SlurmCommands
 from ..journal import Journal, StudyView, load_view, refresh, write_snapshot
 from ..journal import events as ev
 from ..paths import StudyPaths
-from ..protocol import CHECKPOINT_DIR_ENV, read_exit_record, read_started_record
+from ..protocol import CHECKPOINT_DIR_ENV, read_exit_record, read_json, read_started_record
 from ..spec import Spec
 from ..trials import TrialState
 from .core import Decision, DecisionCore, News, TrialNews, job_prefix
@@ -78,6 +78,7 @@ class Controller:
         self._exhausted = False
         self._adopted = False
         self._snapshot_offset = self.view.offset
+        self._started_seen: Dict[int, Any] = {}  # trial id -> ((mtime, size) of started.json, its record)
 
     # ------------------------------------------------------------------ lifecycle
     def install_signal_handlers(self) -> None:
@@ -123,11 +124,11 @@ class Controller:
     def _sleep_time(self) -> float:
         """The pause before the next cycle: ``tick`` when given, else MIN_TICK while few
         trials are live (a freed slot is refilled within a quarter second), longer with
-        many, so that a cycle's file checks (two per live trial) stay near
+        many, so that a cycle's file checks (three per live trial) stay near
         FILE_CHECKS_PER_S on a shared file system; never more than MAX_TICK."""
         if self.tick is not None:
             return self.tick
-        return min(MAX_TICK, max(MIN_TICK, 2 * len(self.view.live()) / FILE_CHECKS_PER_S))
+        return min(MAX_TICK, max(MIN_TICK, 3 * len(self.view.live()) / FILE_CHECKS_PER_S))
 
     def _interrupted(self) -> Dict[str, Any]:
         if self._stop_signal == "SIGUSR1" and os.environ.get("SLURM_JOB_ID"):
@@ -154,6 +155,7 @@ class Controller:
         if reports:  # one append for every trial's new lines: the ends below read them
             self._write(reports)
             fault("reported")
+        self._write(self.core.runs(self.view, news))  # before the ends: they count only the current run
         if self._act(self.core.outcomes(self.view, news)) and self.view.ended is None:
             self._act(self.core.stopping(self.view))
         if self.view.ended is None and self.backoff.ready() and self._adopt():
@@ -185,9 +187,31 @@ class Controller:
             tpaths = self.paths.trial(t.trial_id)
             record = read_exit_record(tpaths.root)
             lines = _read_from(tpaths.result, t.result_offset)
-            if record is not None or lines:
-                trials[t.trial_id] = TrialNews(record, lines)
-        return News(trials, statuses)
+            started = self._started_record(t.trial_id, tpaths.started_record)
+            if record is not None or lines or started is not None:
+                trials[t.trial_id] = TrialNews(record, lines, started)
+        # An exit record ends a trial only if its job was not requeued meanwhile (a node that
+        # lost only its slurmd: the old copy may end while Slurm starts the job again): ask.
+        ending = [t.job_id for t in live if t.job_id and t.job_id not in statuses
+                  and trials.get(t.trial_id, TrialNews()).exit is not None]
+        if ending and self.backoff.ready():
+            try:
+                statuses = {**statuses, **self.backend.poll(ending)}
+            except BackendError as exc:
+                self._busy(exc)
+        return News(trials, statuses, time.time())
+
+    def _started_record(self, trial_id: int, path: str) -> Optional[Dict[str, Any]]:
+        """The trial's start record, read again only when the file changed (one stat a cycle)."""
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        key = (st.st_mtime_ns, st.st_size)
+        seen = self._started_seen.get(trial_id)
+        if seen is None or seen[0] != key:
+            seen = self._started_seen[trial_id] = (key, read_json(path))
+        return seen[1]
 
     # --------------------------------------------------------------------- acting
     def _act(self, d: Decision) -> bool:

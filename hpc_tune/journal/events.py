@@ -8,6 +8,8 @@ journal takes its default, so journals written by 0.1.0 replay unchanged.
     study      a study was created: its first line
     trial      a trial exists (recorded BEFORE its first submission)
     submitted  the backend accepted an attempt of a trial
+    run        a run of a trial started (each attempt, each Slurm restart of its job): job,
+               node, restart count, and why the run before it ended when known
     state      pending/running as the backend sees it
     report     one result line copied from the trial's result.jsonl
     retry      resubmitted (time limit, node failure, preemption)
@@ -112,6 +114,36 @@ class Submitted(Event):
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Submitted":
         return cls(id=d["id"], attempt=_int(d.get("attempt"), -1), job=str(d.get("job")))
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    """A start of a trial's command, from the wrapper's ``started.json``: ``run`` is its
+    identity (``<job id>.<restart count>``); only this run's exit record counts from now on."""
+
+    KIND: ClassVar[str] = "run"
+    id: int
+    attempt: int
+    run: str
+    job: str
+    node: str = ""
+    restart_count: int = 0
+    started: Optional[float] = None
+    after: Optional[str] = None  # why the run before it ended, when known
+
+    def to_json(self) -> Dict[str, Any]:
+        out = {"e": self.KIND, "id": self.id, "attempt": self.attempt, "run": self.run, "job": self.job,
+               "node": self.node, "restart_count": self.restart_count, "started": self.started}
+        if self.after is not None:
+            out["after"] = self.after
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "RunStarted":
+        after = d.get("after")
+        return cls(id=d["id"], attempt=_int(d.get("attempt")), run=_str(d.get("run")), job=_str(d.get("job")),
+                   node=_str(d.get("node")), restart_count=_int(d.get("restart_count")),
+                   started=_num(d.get("started")), after=None if after is None else str(after))
 
 
 @dataclass(frozen=True)
@@ -276,8 +308,8 @@ class Warned(Event):
         return cls(message=_str(d.get("message")), id=tid if type(tid) is int else None)
 
 
-EVENT_TYPES: Tuple[Type[Event], ...] = (StudyCreated, TrialCreated, Submitted, StateChanged, Reported, Retried,
-                                        Ended, CancelRequested, StudyEnded, ControllerEvent, Warned)
+EVENT_TYPES: Tuple[Type[Event], ...] = (StudyCreated, TrialCreated, Submitted, RunStarted, StateChanged, Reported,
+                                        Retried, Ended, CancelRequested, StudyEnded, ControllerEvent, Warned)
 BY_KIND: Dict[str, Type[Event]] = {cls.KIND: cls for cls in EVENT_TYPES}
 
 
