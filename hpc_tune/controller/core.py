@@ -126,7 +126,7 @@ class DecisionCore:
                 continue
             restart = rec.get("restart_count") if type(rec.get("restart_count")) is int else 0
             if restart > 0:
-                after = t.raw_state if t.run_over and t.raw_state else "restarted by the scheduler"
+                after = t.run_end if t.run_over and t.run_end else "restarted by the scheduler"
             elif t.attempt > 0 and t.runs:
                 after = t.reason or None  # the retry's reason
             else:

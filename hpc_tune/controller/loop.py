@@ -356,6 +356,11 @@ def _log_event(e: ev.Event, view: StudyView) -> None:
         log.info("trial %s %s%s%s", e.id, e.state, value, f" ({e.reason})" if e.reason else "")
     elif isinstance(e, ev.Retried):
         log.info("trial %s resubmitted (attempt %s): %s", e.id, e.attempt, e.reason)
+    elif isinstance(e, ev.RunStarted) and e.restart_count > 0:
+        log.info("trial %s running again: job %s restart %s on %s%s", e.id, e.job, e.restart_count, e.node,
+                 f" ({e.after})" if e.after else "")
+    elif isinstance(e, ev.StateChanged) and e.raw.startswith("requeued"):
+        log.info("trial %s: its job was %s", e.id, e.raw)
     elif isinstance(e, ev.StudyEnded):
         log.info("study %s: %s", e.state, e.reason)
     elif isinstance(e, ev.Warned):

@@ -136,6 +136,7 @@ class StudyView:
         t.run = str(event.get("run"))
         t.run_started = started
         t.run_over = False
+        t.run_end = ""
         t.state = TrialState.RUNNING
         if t.started is None:
             t.started = started
@@ -147,6 +148,7 @@ class StudyView:
             return
         if event["state"] == "pending" and t.state is TrialState.RUNNING and t.run is not None:
             t.run_over = True  # requeued: the run that was running is over for the scheduler
+            t.run_end = str(event.get("raw", ""))
         t.state = TrialState(event["state"])
         t.raw_state = str(event.get("raw", ""))
         if t.state is TrialState.RUNNING and t.started is None:

@@ -67,6 +67,10 @@ def test_a_requeued_runs_exit_record_does_not_end_the_trial_the_next_runs_does(t
     assert d.events == [ev.StateChanged(0, "pending", "requeued (BeginTime)")] and not d.submit
     journal(view, d.events, now)
     assert view.trials[0].run_over
+    # The requeued job runs again (sacct) before its new run's start record is read.
+    d = core.outcomes(view, News({}, {"42": JobStatus("42", JobState.RUNNING, raw="RUNNING")}, now + 19))
+    journal(view, d.events, now + 19)
+    assert view.trials[0].run_over and view.trials[0].raw_state == "RUNNING"
     # Even without a poll, that run's exit record no longer counts.
     assert core.outcomes(view, News({0: TrialNews(exit=exit_of("42.0", 0))}, {}, now + 1)).events == []
     # The requeued copy starts: a new run, after the requeue; then its own exit record ends the trial.
