@@ -22,7 +22,7 @@ and CPU time (``time.process_time``) of ``Controller.cycle()`` only (the simulat
 their files between cycles). Baseline in the same run: the bare file-system cost of looking
 at 1,000 live trials (one ``os.stat`` of the result file + one ``open`` of ``exit.json`` each).
 
-Replay: ``hpc_tune.study.load_view`` (i) on the 10,000-trial journal, (ii) on a synthetic journal
+Replay: ``load_view`` (``hpc_tune.journal``) (i) on the 10,000-trial journal, (ii) on a synthetic journal
 of 1,000,000 events (10,000 trials x 96 reports + their trial/submitted/state/end events,
 written 1,000 trials at a time as a controller would), each without a snapshot (the full
 replay of the raw journal), with a snapshot at its end, and with a snapshot that is ~10 %
@@ -70,6 +70,7 @@ if os.environ.get(CODE_ENV):
 REPORTS_PER_TRIAL = 3
 POLL_EVERY = 30  # cycles between scheduler polls (default poll_interval 30 s / tick 1 s)
 IDLE_CYCLES = 10
+REPLAY_RUNS = 3  # fresh processes per replay measurement (the median is reported)
 PROFILED_CYCLES = 3
 
 SPEC_YAML = """\
@@ -454,6 +455,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def measure(args: argparse.Namespace, work: Path, code: Optional[Path] = None) -> Dict[str, Any]:
     def run_phase(name: str, *extra: str) -> Dict[str, Any]:
+        if name in ("replay", "parse") and not IN_PROCESS:
+            # a replay is one short measurement on a shared machine: the run with the median
+            # CPU time of REPLAY_RUNS fresh processes
+            runs = sorted((run_in(name, *extra, code=code) for _ in range(REPLAY_RUNS)), key=lambda r: r["cpu"])
+            return {**runs[len(runs) // 2], "runs_cpu": [r["cpu"] for r in runs]}
         return run_in(name, *extra, code=code)
 
     result: Dict[str, Any] = {"imports": run_phase("imports"), "studies": {}, "replay": {}}
@@ -610,8 +616,8 @@ def _body(args: argparse.Namespace, res: Dict[str, Any]) -> str:
         prof_lines.append(tabulate(prof_rows, headers=["function", "calls / cycle", "cumulative ms", "own ms"],
                                    tablefmt="github"))
     return (f"Per controller cycle (`Controller.cycle()` only):\n\n{cycle_table}\n\n"
-            f"Whole studies:\n\n{study_table}\n\nJournal replay (`load_view`), each in a fresh "
-            f"process:\n\n{replay_table}\n\n" + "\n".join(goals) + "\n\n" + "\n".join(prof_lines) + "\n")
+            f"Whole studies:\n\n{study_table}\n\nJournal replay (`load_view`), the median of {REPLAY_RUNS} fresh "
+            f"processes each:\n\n{replay_table}\n\n" + "\n".join(goals) + "\n\n" + "\n".join(prof_lines) + "\n")
 
 
 def comparison(today: Dict[str, Any], base: Dict[str, Any], live: int) -> str:
@@ -624,7 +630,8 @@ def comparison(today: Dict[str, Any], base: Dict[str, Any], live: int) -> str:
         if new is None or old is None or old <= 0:
             return
         ratio = new / old
-        rows.append([what, f"{old:.2f} {unit}", f"{new:.2f} {unit}", f"{ratio:.2f}", "met" if ratio <= 1.10 else "MISSED"])
+        rows.append([what, f"{old:.2f} {unit}", f"{new:.2f} {unit}", f"{ratio:.2f}",
+                     "met" if ratio <= 1.10 else "MISSED"])
 
     for mode in ("delayed", "instant"):
         n, o = today["studies"].get(f"{mode}/library"), base["studies"].get(f"{mode}/library")
@@ -632,7 +639,8 @@ def comparison(today: Dict[str, Any], base: Dict[str, Any], live: int) -> str:
             add(f"cycle CPU at {live} live, {mode} trials (median)", n["cycles"]["all"].get("cpu_ms_median"),
                 o["cycles"]["all"].get("cpu_ms_median"), "ms")
             if n.get("idle_rows") and o.get("idle_rows"):
-                add(f"idle cycle CPU at {live} live (median)", 1000 * statistics.median(x["cpu"] for x in n["idle_rows"]),
+                add(f"idle cycle CPU at {live} live (median)",
+                    1000 * statistics.median(x["cpu"] for x in n["idle_rows"]),
                     1000 * statistics.median(x["cpu"] for x in o["idle_rows"]), "ms")
             add(f"peak RSS, whole {mode} study", n["maxrss_mb"], o["maxrss_mb"], "MB")
     for label in ("synthetic", "study"):

@@ -7,6 +7,7 @@ from tabulate import tabulate
 
 from .spec import Spec
 from .spec.model import BayesConfig, HyperbandConfig, HyperoptConfig, IterativeConfig
+from .spec.render import READINGS
 from .tuner import Tuner
 
 ALGORITHM_NAMES = {"grid": "grid", "random": "random", "mapping": "mapping", "hyperband": "hyperband",
@@ -26,7 +27,8 @@ def make_plan(spec: Spec, seed: int) -> Dict[str, Any]:
         "concurrency": spec.concurrency,
         "seed": seed,
         "gpus_per_trial": spec.slurm.gpus,
-        "command": spec.run.cmd,
+        "command": None if spec.run.cmd is None else str(spec.run.cmd),
+        "command_reading": getattr(spec.run.cmd, "reading", None),
     }
     notes: List[str] = []
     if isinstance(algo, HyperbandConfig):
@@ -100,4 +102,8 @@ def format_plan(plan: Dict[str, Any], max_rows: int = 50) -> str:
         lines.append(f"trial policy: {p['kind']} on {p['metric']}")
     if plan["command"] is None:
         lines.append("command:      (none: this file has no `run.cmd`; it can be planned but not submitted)")
+    else:
+        reading = READINGS.get(plan["command_reading"] or "shell", plan["command_reading"])
+        lines.append(f"command:      {plan['command']}")
+        lines.append(f"              (read as {reading})")
     return "\n".join(lines)

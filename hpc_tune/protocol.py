@@ -6,7 +6,7 @@ atomically (temporary file + rename) by the job's wrapper (``hpc_tune.trial``):
     started.json  {"run", "job_id", "restart_count", "attempt", "started", "host", "node", "pid",
                    "child_pid"}
     exit.json     {"exit_code", "signal", "run", "job_id", "restart_count", "attempt", "started",
-                   "ended", "host", "node", "signals_received"[, "error"]}
+                   "ended", "host", "node", "signals_received"[, "error"][, "timed_out"]}
 
 ``run`` names one start of the wrapper (``<job id>.<restart count>``): the controller counts
 only the current run's exit record, and a run whose claim (``started.json``) another run has
@@ -37,7 +37,7 @@ RESULT_FILE = "result.jsonl"  # default when HPC_TUNE_RESULT_FILE is not given
 CHECKPOINT_SUBDIR = "checkpoints"  # default when HPC_TUNE_CHECKPOINT_DIR is not given
 STARTED_RECORD = "started.json"
 EXIT_RECORD = "exit.json"
-JOB_FILE = "job.json"  # {"command", "env", "cwd", "gpus"}: what `python -m hpc_tune.trial run` runs
+JOB_FILE = "job.json"  # {"command", "env", "cwd", "gpus", "time_limit_s"...}: what `python -m hpc_tune.trial run` runs
 SLOT_FILE = "slot.json"  # {"job_id", "devices"}: GPUs granted by the local backend
 
 

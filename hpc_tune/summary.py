@@ -1,15 +1,13 @@
-"""Reading a study for people and programs: status tables, the best trial, exports."""
+"""Reading a study for people and programs: the best trial, exports, logs (the status
+view is ``hpc_tune.status_view``)."""
 from __future__ import annotations
 
-import os
-from typing import Any, Dict, List, Optional
-
-from tabulate import tabulate
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from .controller.lease import lease_holder
 from .journal import StudyView
 from .paths import StudyPaths
-from .trials import TrialRecord
+from .trials import VALUE_STATES, TrialRecord
 
 
 def study_state(view: StudyView) -> str:
@@ -24,98 +22,120 @@ def study_state(view: StudyView) -> str:
     return "stopped (no controller: `hpc-tune resume` carries on)"
 
 
-def best_trial(view: StudyView) -> Optional[TrialRecord]:
-    return view.best()
+def best_trial(view: StudyView, metric: Optional[str] = None, maximize: Optional[bool] = None
+               ) -> Optional[TrialRecord]:
+    """The best completed (or stopped) trial by the study's metric, or by ``metric`` (its
+    last reported value; ``maximize`` says which way, default: the study's way for its own
+    metric, else minimize)."""
+    own = view.info.get("metric")
+    metric = metric or own
+    if not metric:
+        return None
+    if maximize is None:
+        maximize = metric == own and view.info.get("optimization") == "maximize"
+    by_journal = metric == own  # the value the controller recorded at the end
+    done = []
+    for t in view.trials.values():
+        if t.state not in VALUE_STATES:
+            continue
+        value = t.value if by_journal else t.last(metric)
+        if value is not None:
+            done.append((value, t))
+    if not done:
+        return None
+    if maximize:
+        return max(done, key=lambda vt: (vt[0], -vt[1].trial_id))[1]
+    return min(done, key=lambda vt: (vt[0], vt[1].trial_id))[1]
 
 
-def _fmt_time(seconds: Optional[float]) -> str:
+def metric_of(view: StudyView, t: TrialRecord, metric: str) -> Optional[float]:
+    """What ``best_trial`` ranked ``t`` by."""
+    return t.value if metric == view.info.get("metric") else t.last(metric)
+
+
+def no_metric_hint(view: StudyView) -> str:
+    """Where `metric:` goes, for a study that has none."""
+    where = view.info.get("file") or "the study file"
+    keys = metric_names(view)
+    example = keys[0] if keys else "loss"
+    reported = f" (the trials reported: {', '.join(keys)})" if keys else ""
+    return (f"study {view.study_id} has no metric to rank trials by: name a reported key with "
+            f"--metric NAME [--maximize]{reported}; for the next study, add `metric: {{name: {example}, "
+            f"optimization: minimize}}` under `hptuning:` in {where}")
+
+
+def format_duration(seconds: Optional[float]) -> str:
     if seconds is None:
         return ""
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def status_dict(view: StudyView) -> Dict[str, Any]:
-    best = best_trial(view)
-    return {
-        "study": view.study_id,
-        "state": study_state(view),
-        "reason": (view.ended or {}).get("reason"),
-        "metric": view.info.get("metric"),
-        "counts": view.counts(),
-        "best": None if best is None else {"trial": best.trial_id, "value": best.value, "params": best.params},
-        "trials": export_rows(view),
-        "warnings": view.warnings,
-    }
+def metric_names(view: StudyView) -> List[str]:
+    """Every key the trials reported a number for (besides step and time), the study's
+    metric first, then in the order they first came."""
+    names: Dict[str, None] = {}
+    own = view.info.get("metric")
+    if own:
+        names[own] = None
+    for t in sorted(view.trials.values(), key=lambda t: t.trial_id):
+        for k in t.metric_names():
+            names.setdefault(k, None)
+    return list(names)
 
 
-def format_status(view: StudyView, max_rows: int = 200) -> str:
-    metric = view.info.get("metric")
-    counts = view.counts()
-    lines = [f"study {view.study_id}: {study_state(view)}"
-             + (f" ({view.ended.get('reason')})" if view.ended and view.ended.get("reason") else ""),
-             "trials: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none yet")]
-    best = best_trial(view)
-    if best is not None:
-        lines.append(f"best:   trial {best.trial_id}, {metric} = {best.value:g}")
-    restarted = [t for t in view.trials.values() if t.restarts or t.attempt]
-    if restarted:
-        lost = sum(t.time_lost for t in view.trials.values())
-        lines.append(f"restarts: {sum(t.restarts for t in restarted)} by the scheduler (requeue, preemption, node "
-                     f"failure), {sum(t.attempt for t in restarted)} resubmitted; time lost to them: "
-                     f"{_fmt_time(lost)}")
-    rows = []
-    trials = sorted(view.trials.values(), key=lambda t: t.trial_id)
-    for t in trials[-max_rows:]:
-        last = t.last(metric) if metric else None
-        rows.append([t.trial_id, t.state.value, t.job_id or "", _params_text(t), "" if t.resource is None
-                     else f"{t.resource:g}", "" if last is None else f"{last:g}", _fmt_time(t.run_time),
-                     _restarts_text(t), t.reason[:60]])
-    if rows:
-        lines += ["", tabulate(rows, headers=["trial", "state", "job", "parameters", "resource",
-                                              metric or "metric", "run time", "restarts", "note"])]
-    if len(trials) > max_rows:
-        lines.append(f"(only the last {max_rows} of {len(trials)} trials; --json has them all)")
-    for w in view.warnings[-5:]:
-        lines.append(f"warning: {w}")
-    return "\n".join(lines)
-
-
-def _restarts_text(t: TrialRecord) -> str:
-    """``2 (lost 0:01:05)``: restarts and resubmissions of a trial and the time they cost."""
-    n = t.restarts + t.attempt
-    return f"{n} (lost {_fmt_time(t.time_lost)})" if n else ""
-
-
-def _params_text(t: TrialRecord) -> str:
-    return " ".join(f"{k}={v}" for k, v in t.params.items())
+def trial_row(t: TrialRecord, keys: List[str]) -> Dict[str, Any]:
+    """One trial for programs: parameters and the last value of every reported key nested."""
+    row: Dict[str, Any] = {"trial": t.trial_id, "state": t.state.value, "value": t.value,
+                           "params": dict(t.params),
+                           "metrics": {k: t.last(k) for k in keys if t.last(k) is not None}}
+    if t.resource is not None:
+        row["resource"] = t.resource
+    for k in ("bracket", "rung", "parent"):
+        if k in t.meta:
+            row[k] = t.meta[k]
+    row.update({"job_id": t.job_id, "attempt": t.attempt, "reason": t.reason,
+                "runs": t.runs, "restarts": t.restarts, "time_lost_s": round(t.time_lost, 1),
+                "started": t.started, "ended": t.ended,
+                "run_time_s": None if t.run_time is None else round(t.run_time, 1), "reports": t.n_reports})
+    return row
 
 
 def export_rows(view: StudyView) -> List[Dict[str, Any]]:
-    metric = view.info.get("metric")
-    rows = []
+    keys = metric_names(view)
+    return [trial_row(t, keys) for t in sorted(view.trials.values(), key=lambda t: t.trial_id)]
+
+
+def flat_row(row: Dict[str, Any]) -> Dict[str, Any]:
+    """A nested row for a CSV file: ``params.x`` -> ``param.x``, ``metrics.loss`` -> ``metric.loss``."""
+    out: Dict[str, Any] = {}
+    for k, v in row.items():
+        if k == "params":
+            out.update({f"param.{p}": pv for p, pv in v.items()})
+        elif k == "metrics":
+            out.update({f"metric.{m}": mv for m, mv in v.items()})
+        else:
+            out[k] = v
+    return out
+
+
+def curve_rows(view: StudyView) -> Iterator[Tuple[int, Any, str, float]]:
+    """Every reported number in long form: (trial, step, key, value), trial by trial, line
+    by line, in the order the keys came on each line."""
     for t in sorted(view.trials.values(), key=lambda t: t.trial_id):
-        row: Dict[str, Any] = {"trial": t.trial_id, "state": t.state.value, "value": t.value}
-        row.update({f"param.{k}": v for k, v in t.params.items()})
-        if t.resource is not None:
-            row["resource"] = t.resource
-        row.update({"job_id": t.job_id, "attempt": t.attempt, "reason": t.reason,
-                    "runs": t.runs, "restarts": t.restarts, "time_lost_s": round(t.time_lost, 1),
-                    "run_time_s": None if t.run_time is None else round(t.run_time, 1),
-                    "reports": t.n_reports,
-                    f"last.{metric}" if metric else "last": t.last(metric) if metric else None})
-        for k in ("bracket", "rung", "parent"):
-            if k in t.meta:
-                row[k] = t.meta[k]
-        rows.append(row)
-    return rows
+        columns = list(t.curve_values.items())
+        for i, step in enumerate(t.curve_steps):
+            for key, col in columns:
+                v = col[i]
+                if v == v:
+                    yield t.trial_id, step, key, v
 
 
 def trial_log_paths(study_dir: str, t: TrialRecord) -> List[str]:
-    """The trial's own output files, then the scheduler's log of its last job."""
+    """The trial's own output files, then the scheduler's log of its last job (empty ones too)."""
     study = StudyPaths(study_dir)
     paths = study.trial(t.trial_id).own_logs()
     if t.job_id:
         paths += study.scheduler_logs(t.job_id)
-    return [p for p in paths if os.path.getsize(p) > 0 or p.endswith(".err")]
+    return paths
 

@@ -9,7 +9,8 @@
 
   ``exit_code`` is the command's (128+N if signal N killed it, 127 with "error" if it could
   not start); ``signals_received`` lists what the job got (SIGUSR2: the scheduler's warning
-  before a time limit or preemption); ``job_id`` is the backend's id (``123_4`` for an array
+  before a time limit or preemption; ``timed_out``: the local backend's time limit ended the
+  command, see ``TimeLimit``); ``job_id`` is the backend's id (``123_4`` for an array
   task), so a record left by an earlier job of the same folder is recognised.
 
   ``exit.json`` means "this job is over for good". A job that Slurm itself ends after a signal
@@ -198,6 +199,7 @@ def run_trial(
     *,
     job_id: Optional[str] = None,
     after_signal: Optional[Callable[[int, List[str]], bool]] = None,
+    time_limit: Optional["TimeLimit"] = None,
 ) -> int:
     """Run ``bash -c command`` as one trial job and return its exit code (128+N if killed by
     signal N).
@@ -213,6 +215,10 @@ def run_trial(
     it returns whether that end is final (write ``exit.json``) and may end the job itself by
     raising SystemExit (e.g. after requeueing it), in which case no exit record is written.
     Without it, every end is final.
+
+    ``time_limit`` (the local backend's; Slurm enforces its own) ends the command as Slurm
+    would: SIGUSR2 ``warn_s`` before the limit, SIGTERM at it, SIGKILL ``kill_wait_s`` later;
+    the exit record then says ``"timed_out": true``.
     """
     trial = Path(trial_dir)
     trial.mkdir(parents=True, exist_ok=True)
@@ -268,11 +274,14 @@ def run_trial(
         write_json_atomic(
             trial / STARTED_RECORD, {**identity, "started": started, "pid": os.getpid(), "child_pid": child.pid}
         )
+        watchdog = time_limit.watch(child, forwarder, started) if time_limit is not None else None
         fence = _Fence(trial, identity["run"], child.pid)
         try:
             returncode = child.wait()  # signal handlers run while waiting (PEP 475 retries the wait)
         finally:
             fence.stop()
+            if watchdog is not None:
+                watchdog.set()
         if fence.fenced:
             print(f"hpc_tune.trial: run {identity['run']} fenced: {fence.fenced}; its command was stopped and "
                   f"nothing more is written", file=sys.stderr)
@@ -295,6 +304,7 @@ def run_trial(
                     "started": started,
                     "ended": ended,
                     "signals_received": forwarder.received,
+                    **({"timed_out": True} if time_limit is not None and time_limit.reached else {}),
                 },
             )
         return exit_code
@@ -326,6 +336,38 @@ class _Fence:
     def stop(self) -> None:
         self._done.set()
         self._thread.join(timeout=2 * FENCE_POLL_S)
+
+
+class TimeLimit:
+    """A job's time limit, enforced by its wrapper the way Slurm enforces ``--time`` with
+    ``--signal=USR2@warn_s``: the warning, then SIGTERM at the limit, then SIGKILL."""
+
+    def __init__(self, limit_s: float, warn_s: float = 0.0, kill_wait_s: float = 5.0) -> None:
+        self.limit_s = limit_s
+        self.warn_s = warn_s
+        self.kill_wait_s = kill_wait_s
+        self.reached = False
+
+    def watch(self, child: "subprocess.Popen[bytes]", forwarder: _SignalForwarder, started: float) -> threading.Event:
+        """Start watching ``child``; set the returned event once it has ended."""
+        done = threading.Event()
+
+        def run() -> None:
+            steps = []
+            if 0 < self.warn_s < self.limit_s:
+                steps.append((self.limit_s - self.warn_s, signal.SIGUSR2))
+            steps += [(self.limit_s, signal.SIGTERM), (self.limit_s + self.kill_wait_s, signal.SIGKILL)]
+            for at, signum in steps:
+                if done.wait(max(0.0, started + at - time.time())):
+                    return
+                if signum is signal.SIGTERM:
+                    self.reached = True
+                if signum is not signal.SIGKILL:
+                    forwarder.received.append(signum.name)  # as if the scheduler had sent it to the job
+                signal_group(child.pid, signum)
+
+        threading.Thread(target=run, name="time-limit", daemon=True).start()
+        return done
 
 
 def _await_own_copy(forwarder: _SignalForwarder, signum: int) -> None:
@@ -370,7 +412,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     env = {str(k): str(v) for k, v in (spec.get("env") or {}).items()}
     if int(spec.get("gpus") or 0) > 0:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(_wait_for_slot(trial, job_id))
-    return run_trial(spec["command"], env, str(trial), spec.get("cwd"), job_id=job_id)
+    limit = spec.get("time_limit_s")
+    time_limit = TimeLimit(float(limit), float(spec.get("warn_s") or 0), float(spec.get("kill_wait_s") or 5)) \
+        if isinstance(limit, (int, float)) and limit > 0 else None
+    return run_trial(spec["command"], env, str(trial), spec.get("cwd"), job_id=job_id, time_limit=time_limit)
 
 
 if __name__ == "__main__":

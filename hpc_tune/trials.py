@@ -37,6 +37,9 @@ class TrialState(str, enum.Enum):
 _LIVE = frozenset({TrialState.PENDING, TrialState.RUNNING})
 LIVE_STATES = (TrialState.PENDING, TrialState.RUNNING)  # a tuple test is the fastest in a hot loop
 VALUE_STATES = (TrialState.COMPLETED, TrialState.STOPPED)  # ends whose value counts
+_NAN = float("nan")
+_NAN_ROW = (_NAN,)
+_INT32 = 2**31
 
 
 @dataclass
@@ -74,10 +77,14 @@ class TrialRecord:
     ended: Optional[float] = None
     # -- reports
     n_reports: int = 0
-    last_values: Dict[str, float] = field(default_factory=dict)  # metric -> last finite value
-    # metric -> (steps, values) for the metrics whose curves are kept (the study's, the
-    # stopping rules'); compact arrays, since a long study has millions of reports
-    curves: Dict[str, Tuple["array[float]", "array[float]"]] = field(default_factory=dict)
+    last_values: Dict[str, float] = field(default_factory=dict)  # key -> last finite value
+    # Every reported key's curve, in compact arrays (a long study has millions of reports),
+    # aligned on one step column: curve_steps[i] is the step of the i-th line that held a
+    # number, curve_values[key][i] the key's value on that line (NaN where the line lacked
+    # it). Steps are 4-byte ints until a step is not one. "step" and "time" (the clock
+    # report() adds to every line) are no curves of their own.
+    curve_steps: "array[Any]" = field(default_factory=lambda: array("i"))
+    curve_values: Dict[str, "array[float]"] = field(default_factory=dict)
     result_offset: int = 0  # bytes of result.jsonl already in the journal
 
     @property
@@ -89,30 +96,57 @@ class TrialRecord:
         """The last finite value reported for ``metric``."""
         return self.last_values.get(metric)
 
-    def curve(self, metric: str) -> Tuple[Tuple[float, float], ...]:
-        """(step, value) of ``metric``, in report order (only for the metrics kept)."""
-        steps, values = self.curves.get(metric, ((), ()))
-        return tuple(zip(steps, values))
+    def metric_names(self) -> List[str]:
+        """The keys this trial reported numbers for (besides step and time), in the order
+        they first came."""
+        return list(self.curve_values)
 
-    def add_report(self, data: Dict[str, Any], curve_metrics: Tuple[str, ...]) -> None:
+    def curve(self, metric: str) -> Tuple[Tuple[float, float], ...]:
+        """(step, value) of every report of ``metric``, in report order."""
+        col = self.curve_values.get(metric)
+        if col is None:
+            return ()
+        total = sum(col)
+        if total == total:  # no NaN: the key was on every line (the usual case, and fast)
+            return tuple(zip(self.curve_steps, col))
+        return tuple((s, v) for s, v in zip(self.curve_steps, col) if v == v)
+
+    def add_report(self, data: Dict[str, Any]) -> None:
         # The hot path of a replay (most events are reports): kept to plain dict work.
         last = self.last_values
+        columns = self.curve_values
+        n = len(self.curve_steps)
+        grew = False
         for k, v in data.items():
             if (type(v) is float and v - v == 0.0) or type(v) is int:  # finite numbers only
                 last[k] = v
-        if curve_metrics:
-            step = data.get("step", self.n_reports)
-            if type(step) not in (int, float):
-                step = self.n_reports
-            for m in curve_metrics:
-                v = data.get(m)
-                if (type(v) is float and v - v == 0.0) or type(v) is int:
-                    curve = self.curves.get(m)
-                    if curve is None:
-                        curve = self.curves[m] = (array("d"), array("d"))
-                    curve[0].append(step)
-                    curve[1].append(v)
+                if k == "step" or k == "time":
+                    continue
+                col = columns.get(k)
+                if col is None:
+                    col = columns[k] = array("d", _NAN_ROW) * n
+                col.append(v)
+                grew = True
+        if grew:
+            self._add_step(data.get("step"))
+            for col in columns.values():
+                if len(col) == n:
+                    col.append(_NAN)
         self.n_reports += 1
+
+    def _add_step(self, step: Any) -> None:
+        steps = self.curve_steps
+        if type(step) is float and step - step == 0.0 and step.is_integer():
+            step = int(step)
+        if type(step) is int:
+            if steps.typecode == "i" and not -_INT32 <= step < _INT32:
+                steps = self.curve_steps = array("d", steps)
+        elif type(step) is float and step - step == 0.0:
+            if steps.typecode == "i":
+                steps = self.curve_steps = array("d", steps)
+        else:  # no step, or not a number: the line's index
+            step = self.n_reports
+        steps.append(step)
 
     @property
     def run_time(self) -> Optional[float]:

@@ -26,7 +26,11 @@ ALLOWED: Dict[str, Set[str]] = {
     "tuner": {"search", "spec", "trials"},
     "plan": {"search", "spec", "tuner"},
     "summary": {"controller", "journal", "paths", "trials"},
-    "cli": {"backends", "controller", "errors", "journal", "plan", "spec", "study", "summary", "tuner"},
+    "status_view": {"errors", "journal", "search", "spec", "study", "summary", "trials"},
+    "results": {"errors", "journal", "paths", "protocol", "study", "summary"},
+    "htmlreport": {"errors", "results"},
+    "cli": {"backends", "controller", "errors", "htmlreport", "journal", "plan", "results", "spec", "study", "summary",
+            "status_view", "tuner"},
     "__main__": {"cli"},
 }
 # modules that do no I/O, read no clock and start no process

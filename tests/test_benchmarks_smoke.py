@@ -1,11 +1,12 @@
 """Smoke runs of the benchmarks' --quick modes (benchmarks/controller_scale.py,
-hyperband_digits.py, hyperband_stragglers.py, bo_quality.py, and slot_utilisation.py on the
+hyperband_digits.py, hyperband_stragglers.py, bo_quality.py, report_scale.py, and slot_utilisation.py on the
 real cluster): they run, print their tables, write their raw
 JSON and leave benchmarks/README.md alone. Structure only, never timings."""
 from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -123,3 +124,15 @@ def test_slot_utilisation_quick(tmp_path, capsys):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_report_scale_quick(tmp_path, capsys):
+    if not shutil.which("chromium"):
+        pytest.skip("no chromium: scripts/install-chromium.sh installs Debian's")
+    pytest.importorskip("matplotlib")
+    args = [] if importlib.util.find_spec("plotly") else ["--no-peer"]
+    _, out, data = run("report_scale", args, tmp_path, capsys)
+    assert "hpc-tune report:" in out
+    assert data["trials"] == 300 and data["steps"] == 20 and data["events"] > 300 * 20
+    assert data["report"]["ok"] and data["report"]["size_mb"] > 0
+    assert data["report_open"]["problems"] == [] and data["report_open"]["median_s"] > 0

@@ -9,8 +9,15 @@ import sys
 import pytest
 
 from hpc_tune import cli
-from hpc_tune.errors import BackendBusy, BackendError, EnvironmentProblem, HpcTuneError, JournalError, SpecError, \
-    UserError
+from hpc_tune.errors import (
+    BackendBusy,
+    BackendError,
+    EnvironmentProblem,
+    HpcTuneError,
+    JournalError,
+    SpecError,
+    UserError,
+)
 from hpc_tune.journal import FORMAT_VERSION
 
 

@@ -1,8 +1,10 @@
 """`hpc-tune validate` and `hpc-tune plan` (table and --json)."""
 import json
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from hpc_tune.spec import load_spec
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA = REPO_ROOT / "tests" / "data"
-CORPUS = REPO_ROOT.parent / "shared" / "corpus" / "polyaxonfiles"
+CORPUS = REPO_ROOT / "tests" / "data" / "polyaxonfiles"  # public files; origins in its sources.txt
 
 
 def corpus(name):
@@ -33,8 +35,25 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
+_RUNNABLE_DIR = Path(tempfile.mkdtemp(prefix="hpc-tune-plan-tests-"))
+
+
+def runnable(path):
+    """``path``, or when it has no command (public files point at a component with urlRef;
+    `plan`, like `submit`, refuses those) a copy with a `run.cmd` that uses every parameter."""
+    spec = load_spec(str(path))
+    if spec.run.cmd is not None:
+        return str(path)
+    names = list(spec.space) + ([spec.algorithm.resource.name] if hasattr(spec.algorithm, "resource") else [])
+    copy = _RUNNABLE_DIR / Path(path).name
+    text = Path(path).read_text()
+    text = "\n".join(line for line in text.splitlines() if not line.startswith(("urlRef:", "pathRef:")))
+    copy.write_text(text + "\nrun:\n  cmd: echo " + " ".join(f"{{{{ {n} }}}}" for n in names) + "\n")
+    return str(copy)
+
+
 def plan_json(capsys, path, *extra):
-    code, out, err = run_cli(capsys, "plan", "--json", path, *extra)
+    code, out, err = run_cli(capsys, "plan", "--json", runnable(path), *extra)
     assert code == 0, err
     return json.loads(out), err
 
@@ -43,10 +62,21 @@ def plan_json(capsys, path, *extra):
 
 
 @pytest.mark.parametrize("path", corpus_files(), ids=lambda p: Path(p).name)
-def test_validate_every_corpus_file(capsys, path):
+def test_validate_every_corpus_file(capsys, path, tmp_path):
+    spec = load_spec(path)  # every public file loads
     code, out, err = run_cli(capsys, "validate", path)
+    if spec.run.cmd is None:
+        # Its command is a component behind urlRef or a pathRef that is not here: submit
+        # refuses it, so validate does, at that line, with the same message.
+        assert code == 2 and out == ""
+        message = err.strip().splitlines()[-1]
+        assert re.match(rf"hpc-tune: error: {re.escape(path)}:\d+: (urlRef|pathRef): ", message), message
+        code, _, submit_err = run_cli(capsys, "submit", path, "--backend", "local", "--state-dir",
+                                      str(tmp_path / "state"))
+        assert code == 2 and submit_err.strip().splitlines()[-1] == message
+        assert not (tmp_path / "state").exists()  # refused before any study was made
+        return
     assert code == 0, err
-    spec = load_spec(path)
     assert out.strip() == (f"{path}: ok ({spec.algorithm.kind}, {len(spec.space)} parameters, "
                            f"generation {spec.generation})")
     assert "error" not in err
@@ -98,7 +128,15 @@ def test_plan_json_seed_from_the_file(capsys):
     assert plan["seed"] == 0
     assert plan["n_trials"] == 6
     assert plan["parameters"] == {"opt": "pvalues", "lr": "quniform"}
-    assert plan["command"] is None
+    assert plan["command"] == "echo {{ opt }} {{ lr }}" and plan["command_reading"] == "shell"
+
+
+def test_plan_refuses_a_file_without_a_command_as_submit_does(capsys):
+    path = str(DATA / "random_pvalues.yml")
+    for command in ("plan", "validate"):
+        code, out, err = run_cli(capsys, command, path, "--backend", "local")
+        assert code == 2 and out == ""
+        assert err.startswith(f"hpc-tune: error: {path}:1: no `run` section: ")
 
 
 def test_plan_json_mapping(capsys):
@@ -188,7 +226,7 @@ def test_plan_hyperband_brackets(capsys, tmp_path):
     }
     assert sum(b["rungs"][0]["n"] for b in plan["brackets"]) == 143  # fresh configurations
     assert plan["n_trials"] == sum(n for rungs in table.values() for n, _ in rungs)
-    code, out, _ = run_cli(capsys, "plan", str(path))
+    code, out, _ = run_cli(capsys, "plan", runnable(path))
     assert code == 0
     assert "81 @ 1" in out and "5 @ 81" in out
 
@@ -213,18 +251,18 @@ def test_plan_table_for_corpus_files(capsys):
     for name in ("learning_rate", "dropout", "activation"):
         assert name in out
     assert "40 random initial trials, then 15 model-based" in out
-    code, out, _ = run_cli(capsys, "plan", corpus("genD_quickstart_automation_mapping.yml"))
+    assert "(read as a shell line)" in out
+    code, out, _ = run_cli(capsys, "plan", runnable(corpus("genD_quickstart_automation_mapping.yml")))
     assert code == 0
     assert "unbounded" in out  # concurrency
     assert "conv_activation" in out and "sigmoid" in out
-    assert "(none: this file has no `run.cmd`" in out
 
 
 def test_plan_table_truncates_long_plans(capsys, tmp_path):
     path = tmp_path / "big.yml"
     path.write_text("matrix:\n  kind: grid\n  params:\n    a: {kind: range, value: '0:12:1'}\n"
                     "    b: {kind: choice, value: [x, y, z, w, v]}\n")
-    code, out, _ = run_cli(capsys, "plan", str(path))
+    code, out, _ = run_cli(capsys, "plan", runnable(path))
     assert code == 0
     assert "trials:       60" in out
     lines = out.splitlines()

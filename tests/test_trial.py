@@ -22,7 +22,8 @@ from hpc_tune.trial import (
     run_trial,
 )
 
-REPO = str(Path(__file__).resolve().parents[1])
+# Where the hpc_tune under test lives (site-packages in CI; the repository with -e), for children.
+REPO = str(Path(trial.__file__).resolve().parents[1])
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ keeps in the journal, so a restarted controller carries on with the same ids.
 from __future__ import annotations
 
 import abc
+import os
 from collections import Counter
 from dataclasses import dataclass
 from enum import Enum
@@ -14,6 +15,10 @@ from typing import Dict, List, Optional, Sequence
 
 from ..errors import BackendBusy, BackendError  # noqa: F401 (what backends raise)
 from ..protocol import ATTEMPT_ENV, TRIAL_DIR_ENV, TRIAL_ID_ENV
+
+# The folder that holds hpc_tune/: a job imports hpc_tune from there (PYTHONPATH), so it runs
+# the same code as its controller, installed or not.
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @dataclass(frozen=True)
@@ -108,3 +113,32 @@ class Backend(abc.ABC):
         """Make a job created by an earlier process (a crashed controller) known to this backend
         instance. A no-op where the scheduler itself knows jobs by id (Slurm)."""
 
+
+def slurm_time_minutes(text: str) -> Optional[float]:
+    """Slurm's time format ("MM", "MM:SS", "HH:MM:SS", "D-HH", "D-HH:MM", "D-HH:MM:SS") -> minutes;
+    None for no limit (UNLIMITED, INFINITE, 0). Raises ValueError on anything else."""
+    s = text.strip().upper()
+    if s in ("UNLIMITED", "INFINITE", "-1", "0"):
+        return None
+    days, _, rest = s.rpartition("-") if "-" in s else ("", "", s)
+    parts = [int(p) for p in rest.split(":")]  # ValueError on junk
+    if len(parts) > 3 or any(p < 0 for p in parts):
+        raise ValueError(f"not a Slurm time: {text!r}")
+    if days:
+        h, m, sec = (parts + [0, 0])[:3]
+        return int(days) * 1440 + h * 60 + m + sec / 60
+    if len(parts) == 1:
+        return float(parts[0])
+    if len(parts) == 2:
+        return parts[0] + parts[1] / 60
+    return parts[0] * 60 + parts[1] + parts[2] / 60
+
+
+def warning_delay_s(limit_minutes: Optional[float], signal_delay_s: int = 90) -> int:
+    """How long before a time limit a job gets SIGUSR2 (the warning a trial may checkpoint
+    on). It must find the job running with its handlers set up: with --signal=USR2@90 on a
+    limit of 90 s or less, slurmctld sends it at its first check, often while Python is
+    still starting, and the job dies of it (FAILED, no retry). Half the limit at most, then."""
+    if limit_minutes is None:
+        return signal_delay_s
+    return min(signal_delay_s, max(1, int(limit_minutes * 30)))

@@ -5,7 +5,7 @@ stdout/stderr appended to ``TRIAL_DIR/stdout.log`` / ``stderr.log``; its id is `
 
 Everything a restarted controller needs is on disk, in the trial folder:
 
-    job.json            what to run (command, env, cwd, gpus), read by the wrapper
+    job.json            what to run (command, env, cwd, gpus, time limit), read by the wrapper
     local-<pid>.json    the registry: pid + process start time (so a reused pid is not mistaken
                         for our job), gpus, devices granted, cancelled flag
     slot.json           the GPUs granted to the job (the wrapper waits for it when gpus > 0)
@@ -34,6 +34,7 @@ from typing import Dict, List, Optional, Sequence
 
 from ..protocol import (
     JOB_FILE,
+    JOB_ID_ENV,
     SLOT_FILE,
     read_exit_record,
     read_json,
@@ -41,9 +42,9 @@ from ..protocol import (
     signal_group,
     write_json_atomic,
 )
-from .base import Backend, BackendError, JobRequest, JobState, JobStatus, job_env
+from .base import (PACKAGE_ROOT, Backend, BackendError, JobRequest, JobState, JobStatus, job_env,
+                   slurm_time_minutes, warning_delay_s)
 
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds hpc_tune/
 
 
 def detect_gpus() -> List[str]:
@@ -116,13 +117,21 @@ class LocalBackend(Backend):
         gpus_available: Optional[int] = None,
         python: Optional[str] = None,
         kill_wait_s: float = 5.0,
+        time_limit: Optional[str] = None,
+        signal_delay_s: int = 90,
     ) -> None:
         """``gpus_available``: size of the GPU pool (ids 0..n-1); default: detect_gpus().
-        ``kill_wait_s``: how long cancel waits after SIGTERM before SIGKILL."""
+        ``kill_wait_s``: how long cancel (and a time limit) waits after SIGTERM before SIGKILL.
+        ``time_limit``: every job's, in Slurm's format (the study's ``slurm.time``), enforced by
+        the job's wrapper as Slurm would: SIGUSR2 ``signal_delay_s`` before it (at most half of
+        it), then SIGTERM; the job then ends TIMEOUT."""
         super().__init__()
         self.devices: List[str] = detect_gpus() if gpus_available is None else [str(i) for i in range(gpus_available)]
         self.python = python or sys.executable
         self.kill_wait_s = kill_wait_s
+        minutes = slurm_time_minutes(time_limit) if time_limit else None  # validated by the spec loader
+        self.time_limit_s = None if minutes is None else minutes * 60.0
+        self.warn_s = warning_delay_s(minutes, signal_delay_s)
         self._jobs: Dict[str, _Job] = {}
 
     # -- submit ---------------------------------------------------------------------------------
@@ -146,12 +155,13 @@ class LocalBackend(Backend):
         write_json_atomic(
             trial / JOB_FILE,
             {"command": r.command, "env": job_env(r), "cwd": r.cwd, "gpus": r.gpus, "name": r.name,
-             "trial_id": r.trial_id, "attempt": r.attempt},
+             "trial_id": r.trial_id, "attempt": r.attempt, "time_limit_s": self.time_limit_s, "warn_s": self.warn_s,
+             "kill_wait_s": self.kill_wait_s},
         )
         (trial / SLOT_FILE).unlink(missing_ok=True)  # a grant left by an earlier job of this folder
         env = dict(os.environ)
         # The wrapper imports hpc_tune.trial from this same source tree, installed or not.
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         with open(trial / "stdout.log", "ab") as out, open(trial / "stderr.log", "ab") as err:
             proc = subprocess.Popen(
                 # -W: hpc_tune/__init__ imports hpc_tune.trial, so runpy warns about running it as
@@ -272,12 +282,19 @@ class LocalBackend(Backend):
             if job.cancelled:
                 why = "cancelled before it wrote an exit record"
                 return JobStatus(job_id, JobState.CANCELLED, code, why, "cancelled")
-            return JobStatus(job_id, JobState.FAILED, code, "the job process ended without an exit record", "vanished")
+            # Killed without a word (with its controller, by the OOM killer, a reboot): what
+            # a node failure is on Slurm. Its command, in a session of its own, may live on:
+            # it goes too, so that a retry never runs beside it.
+            _kill_orphan(job)
+            why = "its process vanished without an exit record (killed, e.g. together with its controller)"
+            return JobStatus(job_id, JobState.LOST, code, why, "vanished")
         code = int(record["exit_code"])
         if code == 0:
             return JobStatus(job_id, JobState.COMPLETED, 0, raw="exited")
         if job.cancelled:
             return JobStatus(job_id, JobState.CANCELLED, code, "cancelled", "cancelled")
+        if record.get("timed_out"):
+            return JobStatus(job_id, JobState.TIMEOUT, code, "time limit reached", "timeout")
         how = f"killed by {record['signal']}" if record.get("signal") else f"exit code {code}"
         return JobStatus(job_id, JobState.FAILED, code, how, "exited")
 
@@ -314,6 +331,22 @@ class LocalBackend(Backend):
                 except subprocess.TimeoutExpired:
                     pass
         self._grant_gpus()
+
+
+def _kill_orphan(job: _Job) -> None:
+    """SIGKILL the command group a vanished wrapper left, if it is still there (and is that
+    job's: its environment names the job)."""
+    started = read_started_record(job.trial_dir) or {}
+    child = started.get("child_pid")
+    if started.get("job_id") != job.job_id or not isinstance(child, int) or _pgid(child) != child:
+        return
+    try:
+        with open(f"/proc/{child}/environ", "rb") as f:
+            mine = f"{JOB_ID_ENV}={job.job_id}".encode() in f.read().split(b"\0")
+    except OSError:
+        return
+    if mine:
+        signal_group(child, signal.SIGKILL)
 
 
 def _pgid(pid: int) -> Optional[int]:

@@ -41,7 +41,8 @@ from submitit.slurm.slurm import SlurmJobEnvironment
 
 from ..protocol import read_json, write_json_atomic
 from ..trial import run_trial
-from .base import Backend, BackendBusy, BackendError, JobRequest, JobState, JobStatus, job_env
+from .base import (PACKAGE_ROOT, Backend, BackendBusy, BackendError, JobRequest, JobState, JobStatus, job_env,
+                   slurm_time_minutes, warning_delay_s)
 from .slurm_commands import SlurmCommands, classify_error
 
 if TYPE_CHECKING:
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds hpc_tune/
 ARRAY_MARK = "@"  # separates an array's name prefix from its manifest token
 DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's default MaxArraySize
 NO_TIME_LIMIT_MIN = 10**7  # what submitit is told when the job has no time limit
@@ -171,26 +171,6 @@ def parse_squeue(text: str) -> Dict[str, Row]:
             reason = fields[2] if len(fields) > 2 and fields[2] != "None" else ""
             rows[job_id] = Row(fields[1], "", reason)
     return rows
-
-
-def slurm_time_minutes(text: str) -> Optional[float]:
-    """Slurm's time format ("MM", "MM:SS", "HH:MM:SS", "D-HH", "D-HH:MM", "D-HH:MM:SS") -> minutes;
-    None for no limit (UNLIMITED, INFINITE, 0). Raises ValueError on anything else."""
-    s = text.strip().upper()
-    if s in ("UNLIMITED", "INFINITE", "-1", "0"):
-        return None
-    days, _, rest = s.rpartition("-") if "-" in s else ("", "", s)
-    parts = [int(p) for p in rest.split(":")]  # ValueError on junk
-    if len(parts) > 3 or any(p < 0 for p in parts):
-        raise ValueError(f"not a Slurm time: {text!r}")
-    if days:
-        h, m, sec = (parts + [0, 0])[:3]
-        return int(days) * 1440 + h * 60 + m + sec / 60
-    if len(parts) == 1:
-        return float(parts[0])
-    if len(parts) == 2:
-        return parts[0] + parts[1] / 60
-    return parts[0] * 60 + parts[1] + parts[2] / 60
 
 
 # Client settings, not a job's description: sbatch must still see them.
@@ -405,12 +385,8 @@ class SlurmBackend(Backend):
         additional.update(self.extra)
         if "no-requeue" in additional:
             additional.pop("requeue")
-        pythonpath = shlex.quote(_PACKAGE_ROOT)
-        # The time-limit warning must find the job running with its handlers set up: with
-        # --signal=USR2@90 on a limit of 90 s or less, slurmctld sends it at its first check,
-        # often while Python is still starting, and the job dies of it (FAILED, no retry).
-        # Half the limit at most, then.
-        delay = self.signal_delay_s if minutes is None else min(self.signal_delay_s, max(1, int(minutes * 30)))
+        pythonpath = shlex.quote(PACKAGE_ROOT)
+        delay = warning_delay_s(minutes, self.signal_delay_s)
         params: Dict[str, Any] = {
             "job_name": name,
             # submitit's own idea of the time limit tells a time-out from a preemption

@@ -54,7 +54,7 @@ _FAILED_STATES = {
 _RETRY_STATES = {
     JobState.TIMEOUT: "time limit reached (TIMEOUT)",
     JobState.NODE_FAIL: "node failure (NODE_FAIL)",
-    JobState.LOST: "the job vanished from the scheduler",
+    JobState.LOST: "the job vanished",
 }
 MAX_SUBMIT_PER_CYCLE = 1000
 NO_EXIT_RECORD = "COMPLETED-no-exit-record"  # raw state: the job completed, its exit record not seen yet
@@ -72,7 +72,7 @@ class TrialNews:
 
     exit: Optional[Mapping[str, Any]] = None
     new_lines: bytes = b""
-    started: Optional[Mapping[str, Any]] = None
+    started: Optional[Mapping[str, Any]] = None  # the start record: the latest run's claim
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,9 @@ class DecisionCore:
                 continue
             if status is not None:
                 self._apply_status(d, t, status, news.time)
+            elif (t.state is TrialState.PENDING and not t.run_over and tn is not None and tn.started is not None
+                  and tn.started.get("job_id") == t.job_id and tn.started.get("run") in (None, t.run)):
+                d.events.append(ev.StateChanged(t.trial_id, "running", "started"))
         return d
 
     def _counts(self, t: TrialRecord, record: Mapping[str, Any], status: Optional[JobStatus],
@@ -194,7 +197,10 @@ class DecisionCore:
         elif state is JobState.PREEMPTED:
             self._retry(d, t, "preempted and not requeued by Slurm", counted=False)
         elif state in _RETRY_STATES:
-            self._retry(d, t, _RETRY_STATES[state], counted=True, raw=status.raw)
+            reason = _RETRY_STATES[state]
+            if state is JobState.LOST and status.reason:
+                reason += f" ({status.reason})"
+            self._retry(d, t, reason, counted=True, raw=status.raw)
         else:
             reason = _FAILED_STATES.get(state, f"the job ended {status.raw or state.value}")
             if status.exit_code:
@@ -207,6 +213,8 @@ class DecisionCore:
                  if isinstance(record.get(k), (int, float)) and not isinstance(record.get(k), bool)}
         if code == 0:
             self._end_clean_exit(d, t, "exit 0", **times)
+        elif record.get("timed_out"):  # the local backend's time limit, as Slurm's TIMEOUT
+            self._retry(d, t, _RETRY_STATES[JobState.TIMEOUT], counted=True)
         elif "SIGUSR2" in (record.get("signals_received") or []):
             # The scheduler's warning before the time limit, and no requeue: resubmit.
             self._retry(d, t, f"time limit reached (exit code {code} after SIGUSR2)", counted=True)
@@ -350,8 +358,8 @@ class DecisionCore:
             values[self.resource_param] = t.resource
         return JobRequest(trial_id=t.trial_id, name=job_name(view, t.trial_id),
                           command=render(self.spec.run.cmd or "", values),
-                          env=paths.trial_env(t.trial_id, t.attempt, checkpoints), trial_dir=paths.trial(t.trial_id).root,
-                          cwd=str(view.info.get("cwd") or ""), gpus=self.spec.slurm.gpus, attempt=t.attempt)
+                          env=paths.trial_env(t.trial_id, t.attempt, checkpoints),
+                          trial_dir=paths.trial(t.trial_id).root, cwd=str(view.info.get("cwd") or ""), gpus=self.spec.slurm.gpus, attempt=t.attempt)
 
 
 def job_name(view: StudyView, trial_id: int) -> str:

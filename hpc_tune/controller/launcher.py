@@ -19,22 +19,18 @@ from ..journal import events as ev
 from ..paths import StudyPaths
 from ..spec import Spec
 from ..study import study_spec
-from ..trials import TrialState
-from .core import job_prefix
+from .core import DecisionCore, job_prefix
 from .lease import Lease, lease_holder
 from .loop import Controller
 
-TEMPLATE_DIRS = (
-    os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                 "slurm_templates"),  # source tree
-    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "slurm_templates"),  # installed
-)
+# Inside the package, so that the wheel carries it (package data, see pyproject.toml).
+TEMPLATE_DIRS = (os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "slurm_templates"),)
 
 
 def study_backend(view: StudyView, spec: Spec) -> Backend:
     if view.info.get("backend") == "slurm":
         return make_backend("slurm", folder=view.paths.slurm_dir, options=spec.slurm)
-    return make_backend("local")
+    return make_backend("local", time_limit=spec.slurm.time)
 
 
 # ------------------------------------------------------------------ the controller
@@ -136,7 +132,7 @@ def submit_controller_job(study_dir: str, args: argparse.Namespace) -> str:
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(script)
     try:
-        job = retrying(lambda: SlurmCommands(timeout_s=120).sbatch(path))
+        job = retrying(lambda: SlurmCommands(timeout_s=60).sbatch(path), attempts=3)  # at most ~3.5 min
     except BackendBusy as exc:
         raise BackendBusy(f"Slurm did not accept the controller job ({exc}); the Slurm controller may be "
                           f"overloaded. Try again with `hpc-tune resume {view.study_id}`") from None
@@ -166,9 +162,12 @@ def cancel_study(study_dir: str, wait: float = 60.0) -> str:
             break
         time.sleep(1.0)
     view = load_view(study_dir, journal)
-    backend = study_backend(view, study_spec(view))
-    # 2. Whatever is still there (no controller, or one that did not answer): cancel it here.
-    jobs = {t.job_id for t in view.live() if t.job_id}
+    spec = study_spec(view)
+    backend = study_backend(view, spec)
+    # 2. Whatever is still there (no controller, or one that did not answer): cancel it here,
+    #    and end the study as the controller would have.
+    decision = DecisionCore(spec).cancelled(view)
+    jobs = set(decision.cancel)
     jobs.update(retrying(lambda: backend.find_jobs(job_prefix(view))))
     controller_job = _queued_controller_job(view)
     if controller_job:
@@ -176,7 +175,5 @@ def cancel_study(study_dir: str, wait: float = 60.0) -> str:
     if jobs:
         retrying(lambda: backend.cancel(sorted(jobs)))
     if view.ended is None:
-        journal.append(*[ev.Ended(t.trial_id, TrialState.CANCELLED.value, None, "cancelled by the user").to_json()
-                         for t in view.live()],
-                       ev.StudyEnded("cancelled", "cancelled by the user (hpc-tune cancel)").to_json())
+        journal.append(*[e.to_json() for e in decision.events])
     return "cancelled"

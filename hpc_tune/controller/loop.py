@@ -44,6 +44,14 @@ log = logging.getLogger("hpc_tune.controller")
 MIN_TICK, MAX_TICK = 0.25, 1.0
 FILE_CHECKS_PER_S = 400
 SNAPSHOT_EVERY_BYTES = 16 << 20  # a long journal replays from a snapshot, see journal.write_snapshot
+# Live trials' start records are looked at (a stat; read when changed) at most every
+# START_CHECK_EVERY_S, and no more than START_CHECKS_PER_S of them a second, except that of a
+# trial with an exit record: a started trial shows "running", and a restarted one its new
+# run, within a second (the local backend's trials, a few Slurm jobs), or within 10 s of
+# 1,000 live trials, whose records read every cycle were +4 ms of CPU a cycle
+# (benchmarks/controller_scale.py).
+START_CHECK_EVERY_S = 1.0
+START_CHECKS_PER_S = 100
 
 
 class Controller:
@@ -68,12 +76,10 @@ class Controller:
         self.epoch = epoch
         self._fenced = False
         self.core = DecisionCore(spec)
-        curves = tuple(p.metric.name for p in spec.early_stopping.policies)
-        if view is None or not set(curves) <= set(view.curve_metrics):
-            view = load_view(study_dir, self.journal, extra_curves=curves)
-        self.view: StudyView = view
+        self.view: StudyView = view if view is not None else load_view(study_dir, self.journal)
         self.backoff = Backoff()
         self._last_poll = float("-inf")
+        self._last_start_check = float("-inf")
         self._stop_signal: Optional[str] = None
         self._exhausted = False
         self._adopted = False
@@ -124,11 +130,11 @@ class Controller:
     def _sleep_time(self) -> float:
         """The pause before the next cycle: ``tick`` when given, else MIN_TICK while few
         trials are live (a freed slot is refilled within a quarter second), longer with
-        many, so that a cycle's file checks (three per live trial) stay near
+        many, so that a cycle's file checks (two per live trial) stay near
         FILE_CHECKS_PER_S on a shared file system; never more than MAX_TICK."""
         if self.tick is not None:
             return self.tick
-        return min(MAX_TICK, max(MIN_TICK, 3 * len(self.view.live()) / FILE_CHECKS_PER_S))
+        return min(MAX_TICK, max(MIN_TICK, 2 * len(self.view.live()) / FILE_CHECKS_PER_S))
 
     def _interrupted(self) -> Dict[str, Any]:
         if self._stop_signal == "SIGUSR1" and os.environ.get("SLURM_JOB_ID"):
@@ -183,11 +189,18 @@ class Controller:
         # The exit record first, then the result lines: the wrapper writes the record
         # after the command has exited, so the lines read after it are all there will be.
         trials: Dict[int, TrialNews] = {}
+        check_starts = now - self._last_start_check >= max(START_CHECK_EVERY_S, len(live) / START_CHECKS_PER_S)
+        if check_starts:
+            self._last_start_check = now
         for t in live:
             tpaths = self.paths.trial(t.trial_id)
             record = read_exit_record(tpaths.root)
             lines = _read_from(tpaths.result, t.result_offset)
-            started = self._started_record(t.trial_id, tpaths.started_record)
+            # The start record (the latest run's claim): always with an exit record (which
+            # counts only if it is the current run's), else when due: a pending trial shows
+            # running, a restarted one its new run, as soon as its wrapper says so.
+            started = (self._started_record(t.trial_id, tpaths.started_record)
+                       if record is not None or check_starts else None)
             if record is not None or lines or started is not None:
                 trials[t.trial_id] = TrialNews(record, lines, started)
         # An exit record ends a trial only if its job was not requeued meanwhile (a node that
@@ -202,7 +215,7 @@ class Controller:
         return News(trials, statuses, time.time())
 
     def _started_record(self, trial_id: int, path: str) -> Optional[Dict[str, Any]]:
-        """The trial's start record, read again only when the file changed (one stat a cycle)."""
+        """The trial's start record, read again only when the file changed."""
         try:
             st = os.stat(path)
         except FileNotFoundError:

@@ -74,7 +74,9 @@ def trials_to_stop(policies: Sequence["TrialPolicy"], curves: Mapping[int, Mappi
             if step < policy.min_interval or int(step) % policy.evaluation_interval:
                 continue
             others = {o: c.get(name, ()) for o, c in curves.items() if o != tid}
-            reached = {o: c for o, c in others.items() if c and c[-1][0] >= step}
+            # trials that got to this step and reported at or before it (a curve that starts
+            # later has nothing to compare at this step)
+            reached = {o: c for o, c in others.items() if c and c[-1][0] >= step and c[0][0] <= step}
             if len(reached) < policy.min_samples:
                 continue
             mine = sign * curve[-1][1]

@@ -14,6 +14,7 @@ journal takes its default, so journals written by 0.1.0 replay unchanged.
     report     one result line copied from the trial's result.jsonl
     retry      resubmitted (time limit, node failure, preemption)
     end        final: completed/failed/stopped/cancelled
+    options    `resume` changed the per-trial Slurm options or the backend
     cancel     a user asked the study to stop
     study_end  finished/early_stopped/cancelled/failed
     controller a controller started, stopped or was submitted as a job
@@ -228,6 +229,27 @@ class Ended(Event):
 
 
 @dataclass(frozen=True)
+class OptionsChanged(Event):
+    """What `resume` changes for the trials submitted from then on: Slurm options laid over
+    the study record's (``extra`` sbatch options add up), and the backend."""
+
+    KIND: ClassVar[str] = "options"
+    slurm: Dict[str, Any] = field(default_factory=dict)
+    backend: Optional[str] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"e": self.KIND, "slurm": dict(self.slurm)}
+        if self.backend is not None:
+            out["backend"] = self.backend
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "OptionsChanged":
+        backend = d.get("backend")
+        return cls(slurm=dict(d.get("slurm") or {}), backend=backend if isinstance(backend, str) else None)
+
+
+@dataclass(frozen=True)
 class CancelRequested(Event):
     KIND: ClassVar[str] = "cancel"
     reason: str = "cancelled by the user"
@@ -309,7 +331,8 @@ class Warned(Event):
 
 
 EVENT_TYPES: Tuple[Type[Event], ...] = (StudyCreated, TrialCreated, Submitted, RunStarted, StateChanged, Reported,
-                                        Retried, Ended, CancelRequested, StudyEnded, ControllerEvent, Warned)
+                                        Retried, Ended, OptionsChanged, CancelRequested, StudyEnded, ControllerEvent,
+                                        Warned)
 BY_KIND: Dict[str, Type[Event]] = {cls.KIND: cls for cls in EVENT_TYPES}
 
 

@@ -8,7 +8,7 @@ trials are the one trial model, ``hpc_tune.trials.TrialRecord``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from ..paths import StudyPaths
 from ..trials import LIVE_STATES, History, TrialRecord, TrialState
@@ -25,8 +25,6 @@ class StudyView:
     controllers: List[Dict[str, Any]] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
     offset: int = 0  # journal bytes folded so far
-    extra_curves: Tuple[str, ...] = ()  # metrics whose curves are kept besides the study's
-    curve_metrics: Tuple[str, ...] = ()  # set from the study record: its metric + extra_curves
 
     @property
     def paths(self) -> StudyPaths:
@@ -79,7 +77,7 @@ class StudyView:
             if t is not None:
                 data = event.get("data")
                 if type(data) is dict:
-                    t.add_report(data, self.curve_metrics)
+                    t.add_report(data)
                 end = event.get("end", 0)
                 if type(end) is int and end > t.result_offset:
                     t.result_offset = end
@@ -94,8 +92,6 @@ class StudyView:
     # replay of a controller's journal ~20 % slower (benchmarks/controller_scale.py).
     def apply_study(self, event: Mapping[str, Any], ts: float) -> None:
         self.info = dict(event)
-        metric = self.info.get("metric")
-        self.curve_metrics = ((metric,) if metric else ()) + tuple(m for m in self.extra_curves if m != metric)
 
     def apply_trial(self, event: Mapping[str, Any], ts: float) -> None:
         tid = event.get("id")
@@ -137,7 +133,6 @@ class StudyView:
         t.run_started = started
         t.run_over = False
         t.run_end = ""
-        t.state = TrialState.RUNNING
         if t.started is None:
             t.started = started
 
@@ -196,6 +191,21 @@ class StudyView:
         tid = event.get("id")
         if not (type(tid) is int and tid in self.trials):
             self.cancel_requested = str(event.get("reason", "cancelled by the user"))
+
+    def apply_options(self, event: Mapping[str, Any], ts: float) -> None:
+        """``resume``'s options over the study record's: later values win, extra sbatch
+        options add up."""
+        slurm = dict(self.info.get("slurm") or {})
+        new = event.get("slurm")
+        if isinstance(new, dict):
+            extra = list(slurm.get("extra") or []) + list(new.get("extra") or [])
+            slurm.update({k: v for k, v in new.items() if k != "extra"})
+            if extra:
+                slurm["extra"] = extra
+        self.info["slurm"] = slurm
+        backend = event.get("backend")
+        if isinstance(backend, str):
+            self.info["backend"] = backend
 
     def apply_controller(self, event: Mapping[str, Any], ts: float) -> None:
         tid = event.get("id")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import pickle
-from typing import Optional, Tuple
+from typing import Optional
 
 from ..errors import UserError
 from ..paths import StudyPaths
 from .fold import StudyView
 from .log import Journal
 
-SNAPSHOT_FORMAT = 2  # 2: the one trial model (hpc_tune.trials)
+SNAPSHOT_FORMAT = 3  # 2: the one trial model (hpc_tune.trials); 3: every key's curve
 
 
 def write_snapshot(view: StudyView) -> None:
@@ -42,7 +42,7 @@ def _journal_head(paths: StudyPaths) -> bytes:
         return b""
 
 
-def _read_snapshot(study_dir: str, extra_curves: Tuple[str, ...]) -> Optional[StudyView]:
+def _read_snapshot(study_dir: str) -> Optional[StudyView]:
     from .. import __version__
 
     paths = StudyPaths(study_dir)
@@ -51,8 +51,7 @@ def _read_snapshot(study_dir: str, extra_curves: Tuple[str, ...]) -> Optional[St
             payload = pickle.load(fh)
         view = payload["view"]
         ok = (payload.get("format") == SNAPSHOT_FORMAT and payload.get("version") == __version__
-              and isinstance(view, StudyView) and payload.get("head") == _journal_head(paths)
-              and set(extra_curves) <= set(view.curve_metrics) | {view.info.get("metric")})
+              and isinstance(view, StudyView) and payload.get("head") == _journal_head(paths))
         if not ok:
             return None
         with open(paths.journal, "rb") as fh:  # still a line boundary?
@@ -65,14 +64,14 @@ def _read_snapshot(study_dir: str, extra_curves: Tuple[str, ...]) -> Optional[St
     return view
 
 
-def load_view(study_dir: str, journal: Optional[Journal] = None, extra_curves: Tuple[str, ...] = ()) -> StudyView:
+def load_view(study_dir: str, journal: Optional[Journal] = None) -> StudyView:
     """Replay a study's journal, from its snapshot when there is a valid one."""
     journal = journal or Journal(study_dir)
     if not journal.exists():
         raise UserError(f"{study_dir} is not a study directory (no journal.jsonl)")
-    view = _read_snapshot(study_dir, tuple(extra_curves))
+    view = _read_snapshot(study_dir)
     if view is None:
-        view = StudyView(study_dir, extra_curves=tuple(extra_curves))
+        view = StudyView(study_dir)
     view.offset = journal.scan(view.offset, view.apply)
     if not view.info:
         raise UserError(f"{journal.path} has no study record: not an hpc-tune journal, or it was truncated")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 import os
-import shlex
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import SpecError
@@ -30,9 +29,9 @@ from .model import (
     Threshold,
     TrialPolicy,
 )
-from .params import mapping_space, parse_matrix
-from .render import TemplateError, placeholders, unknown_names
-from .source import Section, Source, snake
+from .params import NAN_MESSAGE, mapping_space, parse_matrix
+from .render import Command, TemplateError, command_placeholders, format_value, unknown_names
+from .source import Section, Source, short, snake
 from .yaml12 import load_yaml
 
 # Sections that only make sense on Kubernetes: accepted, ignored, one warning each.
@@ -68,6 +67,9 @@ def load_spec(path: str, base_dir: Optional[str] = None) -> Spec:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read: {exc}", path) from None
     data, lines = load_yaml(text, path)
+    if data is None:
+        raise SpecError("the file is empty (or only comments): a study file is a YAML mapping with a `matrix`, "
+                        "`settings` or `hptuning` section", path, 1)
     return build_spec(data, Source(path, lines), base_dir=base_dir or os.path.dirname(os.path.abspath(path)))
 
 
@@ -114,7 +116,7 @@ def build_spec(data: Any, source: Source, base_dir: str) -> Spec:
                   "a top-level `matrix:`, or a v1 `matrix: {kind: ...}`")
 
     constants = _constants(root, warnings)
-    cmd, cmd_sec, component_constants = _command(root, base_dir, warnings)
+    cmd, cmd_sec, component_constants, missing_cmd = _command(root, base_dir, warnings, generation)
     constants = {**component_constants, **constants}
     gpus = _gpus(root)
     slurm = _slurm(root.mapping("slurm"), gpus)
@@ -134,7 +136,7 @@ def build_spec(data: Any, source: Source, base_dir: str) -> Spec:
             cmd_sec.fail(
                 f"uses {', '.join('{{ ' + n + ' }}' for n in missing)}, not defined by the matrix, "
                 f"declarations, params or inputs; known names: {', '.join(sorted(map(str, known))) or '(none)'}")
-        unused = [n for n in space if n not in placeholders(cmd)]
+        unused = [n for n in space if n not in command_placeholders(cmd)]
         if unused:
             warnings.append(f"{cmd_sec.where()}: the command does not use parameter(s) {', '.join(unused)}")
 
@@ -147,7 +149,7 @@ def build_spec(data: Any, source: Source, base_dir: str) -> Spec:
         generation=generation,
         space=space,
         algorithm=algorithm,
-        run=RunTemplate(cmd=cmd, constants=constants),
+        run=RunTemplate(cmd=cmd, constants=constants, missing=missing_cmd),
         slurm=slurm,
         concurrency=search["concurrency"],
         seed=search["seed"],
@@ -156,6 +158,7 @@ def build_spec(data: Any, source: Source, base_dir: str) -> Spec:
         name=data.get("name") if isinstance(data.get("name"), str) else None,
         warnings=tuple(warnings),
         raw=data,
+        source=source,
     )
 
 
@@ -201,6 +204,7 @@ def _v0_search(sec: Section, top_matrix: Optional[Section], warnings: List[str],
         if algo_name == "grid_search":
             _check_grid(space, matrix)
             algorithm = GridConfig(n_trials=_n_trials(n_sec, n_key, space, grid=True))
+            _check_plan_size(space, algorithm.n_trials, matrix)
         else:
             algorithm = RandomConfig(n_trials=_random_n(n_sec, n_key, space, warnings))
     elif algo_name == "hyperband":
@@ -228,6 +232,17 @@ def _check_grid(space: Space, matrix: Section) -> None:
                 f"(use values, range, linspace, logspace or geomspace, or choose random search)")
 
 
+def _check_plan_size(space: Space, n_trials: Optional[int], matrix: Section) -> None:
+    """A grid is planned whole: its size is computed from the axes (never enumerated) and
+    refused above MAX_TRIALS, unless `n_experiments` keeps fewer."""
+    size = space.grid_size()
+    if size <= MAX_TRIALS or (n_trials is not None and n_trials <= MAX_TRIALS):
+        return
+    axes = " x ".join(f"{name} {len(p.grid_values()):,}" for name, p in space.items())
+    matrix.fail(f"the grid has {size:,} points ({axes}), more than hpc-tune plans ({MAX_TRIALS:,}): use fewer "
+                f"values, `n_experiments` to keep the first N, or random search")
+
+
 def _n_trials(sec: Section, key: str, space: Space, grid: bool) -> Optional[int]:
     """``n_experiments``: a count, or (gen A) a fraction < 1 of the space."""
     if not sec.has(key):
@@ -239,7 +254,7 @@ def _n_trials(sec: Section, key: str, space: Space, grid: bool) -> Optional[int]
             sec.fail(f"a fraction ({value:g}) needs a finite space; give a number of trials", key=key)
         return max(1, int(value * size))
     if value != int(value):
-        sec.fail(f"expected a whole number of trials (or a fraction < 1 of the space), got {value!r}", key=key)
+        sec.fail(f"expected a whole number of trials (or a fraction < 1 of the space), got {short(value)}", key=key)
     if value > MAX_TRIALS:
         sec.fail(f"{int(value)} trials is more than hpc-tune plans ({MAX_TRIALS})", key=key)
     return int(value)
@@ -252,6 +267,9 @@ def _random_n(sec: Section, key: str, space: Space, warnings: List[str]) -> int:
         if size is None:
             sec.fail("random search needs `n_experiments` (how many trials to run) when a parameter is a "
                      "distribution")
+        if size > MAX_TRIALS:
+            sec.fail(f"no `n_experiments` given, and the space has {size:,} parameter sets, more than hpc-tune "
+                     f"plans ({MAX_TRIALS:,}): give `n_experiments` (how many trials to run)")
         warnings.append(f"{sec.where()}: no `n_experiments` given: random search runs all {size} parameter "
                         f"sets of the space, in random order")
         return size
@@ -335,7 +353,7 @@ def _early_stopping(sec: Section, warnings: List[str]) -> EarlyStopping:
             item.check_keys({"kind", "percent", "evaluation_interval"})
             percent = item.number("percent", minimum=0, exclusive=True)
             if percent > 100:
-                item.fail(f"expected a percentage in (0, 100], got {percent!r}", key="percent")
+                item.fail(f"expected a percentage in (0, 100], got {short(percent)}", key="percent")
             if percent < 1:
                 warnings.append(f"{item.where('percent')}: `percent: {percent:g}` means {percent:g} % of finished "
                                 f"trials (the unit is percent, 1-99); write {percent * 100:g} for {percent * 100:g} %")
@@ -365,7 +383,7 @@ def _policy(sec: Section, metric: Metric) -> TrialPolicy:
     if percent is None:
         sec.fail(f"a `{kind}` policy needs `percent`")
     if percent > 100:
-        sec.fail(f"expected a percentage in [0, 100], got {percent!r}", key="percent")
+        sec.fail(f"expected a percentage in [0, 100], got {short(percent)}", key="percent")
     return TrialPolicy(
         kind=kind,
         metric=metric,
@@ -411,7 +429,9 @@ def _v1_search(matrix: Section, warnings: List[str]) -> Dict[str, Any]:
                 vsec.child(i).fail("expected a mapping of parameter names to values")
             for k, v in row.items():
                 if isinstance(v, (dict, list)):
-                    vsec.child(i).fail(f"a value must be a number, a string or a boolean, got {v!r}", key=k)
+                    vsec.child(i).fail(f"a value must be a number, a string or a boolean, got {short(v)}", key=k)
+                if isinstance(v, float) and math.isnan(v):
+                    vsec.child(i).fail(NAN_MESSAGE, key=k)
         space = Space(mapping_space(vsec.data))
         algorithm = MappingConfig(values=tuple({k: clean_number(v) for k, v in row.items()} for row in vsec.data))
     else:
@@ -420,6 +440,7 @@ def _v1_search(matrix: Section, warnings: List[str]) -> Dict[str, Any]:
         if kind == "grid":
             _check_grid(space, matrix.mapping("params"))
             algorithm = GridConfig(n_trials=_n_trials(matrix, n_key, space, grid=True))
+            _check_plan_size(space, algorithm.n_trials, matrix.mapping("params"))
         elif kind == "random":
             algorithm = RandomConfig(n_trials=_random_n(matrix, n_key, space, warnings))
         elif kind == "hyperband":
@@ -443,7 +464,7 @@ def _v1_search(matrix: Section, warnings: List[str]) -> Dict[str, Any]:
                             "the history; it does not run a tuner container)")
             function = matrix.string("function")
             if ":" not in function:
-                matrix.fail(f"expected `module:function`, got {function!r}", key="function")
+                matrix.fail(f"expected `module:function`, got {short(function)}", key="function")
             if not matrix.has(n_key):
                 matrix.fail("iterative needs `numRuns` (how many trials to run)")
             algorithm = IterativeConfig(function=function, n_trials=matrix.number(n_key, integer=True, minimum=1),
@@ -497,9 +518,11 @@ def _plain_mapping(sec: Section) -> Dict[str, Any]:
     return {str(k): v for k, v in sec.data.items()}
 
 
-def _command(root: Section, base_dir: str, warnings: List[str]) -> Tuple[Optional[str], Section, Dict[str, Any]]:
-    """The ``run.cmd`` template: v0 ``run.cmd``, v1 ``run.container.command/args``,
-    or the component a v1 operation points at with ``pathRef``."""
+def _command(root: Section, base_dir: str, warnings: List[str], generation: str,
+             depth: int = 0) -> Tuple[Optional[Command], Section, Dict[str, Any], Optional[SpecError]]:
+    """The command template: v0 ``run.cmd``, v1 ``run.container.command/args``, or the
+    component a v1 operation points at with ``pathRef`` (read relative to the study file).
+    Without one: why not, as a located error (the file still loads; submit refuses it)."""
     if root.has("run"):
         run = root.mapping("run")
         for key in ("image", "steps", "build_steps", "env_vars", "git", "install"):
@@ -508,46 +531,82 @@ def _command(root: Section, base_dir: str, warnings: List[str]) -> Tuple[Optiona
         if run.has("cmd"):
             csec = run.child("cmd")
             cmd = csec.data
-            if isinstance(cmd, list) and all(isinstance(c, str) for c in cmd):
-                return " && ".join(cmd), csec, {}
+            if isinstance(cmd, list) and cmd and all(isinstance(c, str) for c in cmd):
+                # Polyaxon v0 ran a list as its commands joined by `&&`; v1 reads a list as an argv.
+                command = Command.commands(cmd) if generation in ("A", "B", "C") else Command.from_argv(cmd)
+                return command, csec, {}, None
             if not isinstance(cmd, str) or not cmd.strip():
-                csec.fail("expected the command as a string, e.g. `python train.py --lr={{ lr }}`")
-            return cmd, csec, {}
+                csec.fail(f"expected the command as a string, e.g. `python train.py --lr={{{{ lr }}}}`, "
+                          f"got {short(cmd)}")
+            return Command.shell(cmd), csec, {}, None
         if run.has("container"):
-            return _container_cmd(run.mapping("container")), run.child("container"), {}
+            return _container_cmd(run.mapping("container")), run.child("container"), {}, None
         run.fail("missing `cmd`: the shell command each trial runs, with `{{ name }}` placeholders")
     if root.has("component"):
         comp = root.mapping("component")
-        cmd, sec, _ = _command(comp, base_dir, warnings)
-        return cmd, sec, _inputs(comp.child("inputs")) if comp.has("inputs") else {}
+        cmd, sec, _, missing = _command(comp, base_dir, warnings, generation, depth)
+        return cmd, sec, _inputs(comp.child("inputs")) if comp.has("inputs") else {}, missing
     if root.has("path_ref"):
+        key = root.key_for("path_ref")
         ref = root.get("path_ref")
-        path = ref if os.path.isabs(str(ref)) else os.path.join(base_dir, str(ref))
-        if os.path.isfile(path):
-            spec_text = open(path, encoding="utf-8").read()
-            data, lines = load_yaml(spec_text, path)
-            comp = Section(data, (), Source(path, lines))
-            if isinstance(data, dict) and comp.has("run"):
-                cmd, sec, _ = _command(comp, os.path.dirname(path), warnings)
-                return cmd, sec, _inputs(comp.child("inputs")) if comp.has("inputs") else {}
-    return None, root, {}
+        if not isinstance(ref, str) or not ref.strip():
+            root.fail(f"expected the path of a component file, got {short(ref)}", key=key)
+        path = ref if os.path.isabs(ref) else os.path.join(base_dir, ref)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            return None, root, {}, _located(root, key, f"cannot read the component {short(ref)} (looked for {path}): "
+                                                        f"{why}")
+        if depth >= 8:
+            root.fail("pathRef chain deeper than 8 files (a file that refers to itself?)", key=key)
+        data, lines = load_yaml(text, path)
+        comp = Section(data, (), Source(path, lines))
+        if not isinstance(data, dict):
+            comp.fail("a component file is a YAML mapping with a `run` section")
+        cmd, sec, _, missing = _command(comp, os.path.dirname(path), warnings, "D", depth + 1)
+        return cmd, sec, _inputs(comp.child("inputs")) if comp.has("inputs") else {}, missing
+    if root.has("url_ref"):
+        return None, root, {}, _located(
+            root, root.key_for("url_ref"), "hpc-tune does not fetch components from URLs: save the component "
+            "next to the study file and point `pathRef` at it, or write `run: {cmd: ...}`")
+    if root.has("hub_ref"):
+        return None, root, {}, _located(
+            root, root.key_for("hub_ref"), "hpc-tune has no component hub: write `run: {cmd: ...}` or point "
+            "`pathRef` at a component file")
+    return None, root, {}, _located(
+        root, None, "no `run` section: hpc-tune needs the command each trial runs, e.g. "
+        "`run: {cmd: python train.py --lr={{ lr }}}`")
 
 
-def _container_cmd(sec: Section) -> str:
-    command = sec.get("command", [])
-    args = sec.get("args", [])
-    parts: List[str] = []
-    for piece in (command, args):
+def _located(sec: Section, key: Any, message: str) -> SpecError:
+    path = sec.path + ((key,) if key is not None else ())
+    line = sec.source.line(path) if key is not None else None
+    return SpecError(message, sec.source.file, line or 1, sec.keypath(key) or None)
+
+
+def _container_cmd(sec: Section) -> Command:
+    """v1 ``container: {command: [...], args: [...]}``: an argv, as Kubernetes reads it."""
+    argv: List[str] = []
+    for key in ("command", "args"):
+        if not sec.has(key):
+            continue
+        piece = sec.get(key)
         if isinstance(piece, str):
-            parts.append(piece)
-        elif isinstance(piece, list):
-            # Keep `{{ ... }}` pieces unquoted so that they still render.
-            parts.extend(p if "{{" in str(p) else shlex.quote(str(p)) for p in piece)
-        else:
-            sec.fail(f"expected a string or a list for command/args, got {piece!r}")
-    if not parts:
+            if key == "command" and any(c.isspace() for c in piece.strip()):
+                sec.fail("`command` is an argv (Kubernetes runs it without a shell): write a list such as "
+                         "[python, train.py], or [sh, -c] with the shell line in `args`", key=key)
+            piece = [piece]
+        if not isinstance(piece, list):
+            sec.fail(f"expected a list of strings, got {short(piece)}", key=key)
+        for i, element in enumerate(piece):
+            if isinstance(element, (dict, list)) or element is None:
+                sec.child(key).fail(f"expected a string, got {short(element)}", key=i)
+            argv.append(format_value(element))
+    if not argv:
         sec.fail("a container needs `command` and/or `args`")
-    return " ".join(parts)
+    return Command.from_argv(argv)
 
 
 def _gpus(root: Section) -> int:

@@ -163,8 +163,11 @@ class SlurmOptions:
 class RunTemplate:
     """The ``run.cmd`` template and the constants that fill it."""
 
-    cmd: Optional[str]
+    cmd: Optional[str]  # a render.Command: its reading (shell line, argv, v0 commands) goes with it
     constants: Dict[str, Any] = field(default_factory=dict)  # inputs defaults < declarations < params
+    # Without a command: why not, located (no `run`, a urlRef, a pathRef that cannot be read).
+    # The file still loads (every public file must); `validate`, `plan` and `submit` refuse it.
+    missing: Optional[Exception] = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -182,3 +185,4 @@ class Spec:
     name: Optional[str] = None
     warnings: Tuple[str, ...] = ()
     raw: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    source: Optional[Any] = field(default=None, compare=False, repr=False)  # spec.source.Source: key lines

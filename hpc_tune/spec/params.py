@@ -22,7 +22,7 @@ from ..space import (
     numpy_logspace,
     numpy_range,
 )
-from .source import Section
+from .source import Section, short
 
 # kind -> (named keys in order, number of required keys)
 NUMERIC_KINDS: Dict[str, Tuple[Tuple[str, ...], int]] = {
@@ -44,6 +44,8 @@ V1_ALIASES = {"choice": "values", "pchoice": "pvalues"}
 # ask numpy for terabytes; 1e9 would take minutes), far above any useful grid axis.
 MAX_VALUES = 1_000_000
 ALL_KINDS = ("values", "pvalues") + tuple(NUMERIC_KINDS)
+NAN_MESSAGE = ("NaN is not a value a trial can be given: it equals nothing, so a study holding it could not be "
+               "resumed or searched; remove it (or quote it, \"nan\", to pass the text)")
 
 
 def parse_matrix(sec: Section, warnings: List[str]) -> Dict[str, Param]:
@@ -54,7 +56,7 @@ def parse_matrix(sec: Section, warnings: List[str]) -> Dict[str, Param]:
     params: Dict[str, Param] = {}
     for name in sec.data:
         if not isinstance(name, str) or not name.isidentifier():
-            sec.fail(f"parameter name {name!r} must be an identifier (letters, digits, _)", key=name)
+            sec.fail(f"parameter name {short(name)} must be an identifier (letters, digits, _)", key=name)
         params[name] = parse_param(sec.child(name), warnings)
     return params
 
@@ -63,7 +65,7 @@ def parse_param(sec: Section, warnings: List[str]) -> Param:
     data = sec.data
     if not isinstance(data, dict):
         sec.fail(f"expected a definition such as `{{values: [1, 2]}}` or `{{kind: choice, value: [1, 2]}}`, "
-                 f"got {data!r}")
+                 f"got {short(data)}")
     if "kind" in data:  # v1
         kind = data["kind"]
         extra = set(data) - {"kind", "value"}
@@ -74,8 +76,8 @@ def parse_param(sec: Section, warnings: List[str]) -> Param:
         if "value" not in data:
             sec.fail("missing `value`", key="kind")
         if not isinstance(kind, str) or V1_ALIASES.get(kind, kind) not in ALL_KINDS:
-            sec.fail(f"unknown kind {kind!r}; expected one of: {', '.join(sorted(set(ALL_KINDS) | set(V1_ALIASES)))}",
-                     key="kind")
+            kinds = ", ".join(sorted(set(ALL_KINDS) | set(V1_ALIASES)))
+            sec.fail(f"unknown kind {short(kind)}; expected one of: {kinds}", key="kind")
         return _build(sec.child("value"), V1_ALIASES.get(kind, kind), sec, warnings)
     if not data:
         sec.fail("empty definition; expected one kind, e.g. `{values: [1, 2]}` or `{uniform: [0, 1]}`")
@@ -152,22 +154,22 @@ def _numbers(vsec: Section, kind: str, names: Sequence[str], required: int) -> L
         try:
             values: List[Any] = [float(p) if any(c in p for c in ".eEn") else int(p) for p in parts]
         except ValueError:
-            vsec.fail(f"expected numbers in {shape}, got {data!r}")
+            vsec.fail(f"expected numbers in {shape}, got {short(data)}")
     elif isinstance(data, list):
         values = list(data)
     elif isinstance(data, dict):
         unknown = [k for k in data if k not in names]
         if unknown:
-            vsec.fail(f"unknown key {unknown[0]!r} for {kind}; expected {', '.join(names)}", key=unknown[0])
+            vsec.fail(f"unknown key {short(unknown[0])} for {kind}; expected {', '.join(names)}", key=unknown[0])
         missing = [n for n in names[:required] if n not in data]
         if missing:
             vsec.fail(f"missing {', '.join(missing)} for {kind}; expected {shape}")
         values = [data[n] for n in names if n in data]
     else:
-        vsec.fail(f"expected {shape}, got {data!r}")
+        vsec.fail(f"expected {shape}, got {short(data)}")
     if not required <= len(values) <= len(names):
         vsec.fail(f"{kind} takes {required} numbers ({', '.join(names[:required])}"
-                  + (f"[, {names[-1]}]" if len(names) > required else "") + f"), got {len(values)}: {data!r}")
+                  + (f"[, {names[-1]}]" if len(names) > required else "") + f"), got {len(values)}: {short(data)}")
     for i, v in enumerate(values):
         if not _is_num(v) or not _finite(v):
             shown = f"an integer of {len(str(abs(v)))} digits" if isinstance(v, int) and _is_num(v) else repr(v)
@@ -178,16 +180,18 @@ def _numbers(vsec: Section, kind: str, names: Sequence[str], required: int) -> L
 def _values(vsec: Section, warnings: List[str]) -> Discrete:
     data = vsec.data
     if isinstance(data, str) or not isinstance(data, list):
-        vsec.fail(f"expected a list of values, e.g. `values: [0.1, 0.01]`, got {data!r}")
+        vsec.fail(f"expected a list of values, e.g. `values: [0.1, 0.01]`, got {short(data)}")
     if not data:
         vsec.fail("the list of values is empty")
     out: List[Any] = []
     for i, v in enumerate(data):
         if isinstance(v, (dict, list)):
-            vsec.child(i).fail(f"a value must be a number, a string or a boolean, got {v!r}")
+            vsec.child(i).fail(f"a value must be a number, a string or a boolean, got {short(v)}")
+        if isinstance(v, float) and math.isnan(v):
+            vsec.child(i).fail(NAN_MESSAGE)
         v = clean_number(v)
         if any(v == o and type(v) is type(o) for o in out):
-            warnings.append(f"{vsec.where(i)}: {v!r} is listed twice; counted once")
+            warnings.append(f"{vsec.where(i)}: {short(v)} is listed twice; counted once")
             continue
         out.append(v)
     return Discrete(tuple(out), kind="values")
@@ -196,15 +200,19 @@ def _values(vsec: Section, warnings: List[str]) -> Discrete:
 def _pvalues(vsec: Section, warnings: List[str]) -> Discrete:
     data = vsec.data
     if not isinstance(data, list) or not data:
-        vsec.fail(f"expected a list of [value, probability] pairs, e.g. `[[adam, 0.7], [sgd, 0.3]]`, got {data!r}")
+        vsec.fail(f"expected a list of [value, probability] pairs, e.g. `[[adam, 0.7], [sgd, 0.3]]`, got {short(data)}")
     values, probs = [], []
     for i, pair in enumerate(data):
         if isinstance(pair, dict) and len(pair) == 1:  # v1 also allows {value: p}
             pair = list(next(iter(pair.items())))
         if not isinstance(pair, list) or len(pair) != 2 or not _is_num(pair[1]):
-            vsec.child(i).fail(f"expected [value, probability], got {pair!r}")
+            vsec.child(i).fail(f"expected [value, probability], got {short(pair)}")
         if isinstance(pair[0], (dict, list)):
-            vsec.child(i).fail(f"a value must be a number, a string or a boolean, got {pair[0]!r}")
+            vsec.child(i).fail(f"a value must be a number, a string or a boolean, got {short(pair[0])}")
+        if isinstance(pair[0], float) and math.isnan(pair[0]):
+            vsec.child(i).fail(NAN_MESSAGE)
+        if not _finite(pair[1]) or math.isnan(pair[1]):
+            vsec.child(i).fail(f"probability must be in [0, 1], got {pair[1]}")
         p = float(pair[1])
         if not 0 <= p <= 1:
             vsec.child(i).fail(f"probability must be in [0, 1], got {p}")

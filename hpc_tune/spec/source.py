@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import reprlib
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, NoReturn, Optional, Tuple
@@ -13,6 +14,17 @@ from ..errors import SpecError
 from .yaml12 import dotted
 
 _MISSING = object()
+
+# A value shown in a message is cut short: an alias bomb or a long list must not turn one
+# line of error into megabytes.
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxdict = 2, 4, 4, 4
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 80, 80, 40
+
+
+def short(value: Any) -> str:
+    """``repr(value)``, at most a line long."""
+    return _SHORT.repr(value)
 
 
 def snake(key: str) -> str:
@@ -77,16 +89,16 @@ class Section:
         what = "a whole number" if integer else "a number"
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if ok and isinstance(value, float) and not math.isfinite(value):  # .nan, .inf: no count, bound or rate
-            self.fail(f"expected a finite number, got {value!r}", key=name)
+            self.fail(f"expected a finite number, got {short(value)}", key=name)
         if ok and isinstance(value, int) and abs(value) > sys.float_info.max:  # overflows every float computation
             self.fail(f"expected {what} within ±{sys.float_info.max:.3g}, got an integer of "
                       f"{len(str(abs(value)))} digits", key=name)
         if ok and integer and value != int(value):
             ok = False
         if not ok:
-            self.fail(f"expected {what}, got {value!r}", key=name)
+            self.fail(f"expected {what}, got {short(value)}", key=name)
         if minimum is not None and (value <= minimum if exclusive else value < minimum):
-            self.fail(f"expected {what} {'>' if exclusive else '>='} {minimum:g}, got {value!r}", key=name)
+            self.fail(f"expected {what} {'>' if exclusive else '>='} {minimum:g}, got {short(value)}", key=name)
         return int(value) if integer else value
 
     def string(self, name: str, default: Any = _MISSING, choices: Optional[Iterable[str]] = None) -> Any:
@@ -94,11 +106,11 @@ class Section:
         if value is default and default is not _MISSING:
             return value
         if not isinstance(value, str):
-            self.fail(f"expected a string, got {value!r}", key=name)
+            self.fail(f"expected a string, got {short(value)}", key=name)
         if choices is not None:
             choices = list(choices)
             if value.lower() not in choices:
-                self.fail(f"expected one of {', '.join(choices)}, got {value!r}", key=name)
+                self.fail(f"expected one of {', '.join(choices)}, got {short(value)}", key=name)
             value = value.lower()
         return value
 
@@ -107,7 +119,7 @@ class Section:
         if value is default and default is not _MISSING:
             return value
         if not isinstance(value, bool):
-            self.fail(f"expected true or false, got {value!r}", key=name)
+            self.fail(f"expected true or false, got {short(value)}", key=name)
         return value
 
     def mapping(self, name: str, required: bool = False) -> "Section":
@@ -119,7 +131,7 @@ class Section:
         if sec.data is None:
             return Section({}, sec.path, sec.source)
         if not isinstance(sec.data, dict):
-            sec.fail(f"expected a mapping, got {sec.data!r}")
+            sec.fail(f"expected a mapping, got {short(sec.data)}")
         return sec
 
     # -- checks and messages -----------------------------------------------------

@@ -46,9 +46,15 @@ class _Loader(yaml.SafeLoader):
 # YAML 1.1 float rule by the 1.2 one and the int rule by one without base 60 (ints keep
 # priority: they are tried first).
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:float", "tag:yaml.org,2002:int")]
+    first: [(tag, rx) for tag, rx in resolvers
+            if tag not in ("tag:yaml.org,2002:float", "tag:yaml.org,2002:int", "tag:yaml.org,2002:bool")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+# YAML 1.2 booleans: only true and false. YAML 1.1 also read yes/no/on/off/y/n, which turns
+# the country code NO, or a choice `[on, off]`, into booleans.
+_BOOL_12 = re.compile(r"^(?:true|false)$", re.I)
+for _first in "tTfF":
+    _Loader.yaml_implicit_resolvers.setdefault(_first, []).append(("tag:yaml.org,2002:bool", _BOOL_12))
 for _first in list("-+0123456789"):
     _Loader.yaml_implicit_resolvers.setdefault(_first, []).append(("tag:yaml.org,2002:int", _INT_NO_SEXAGESIMAL))
 for _first in list("-+0123456789."):
@@ -93,11 +99,28 @@ def load_yaml(text: str, filename: str) -> Tuple[Any, Dict[Path_, int]]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise SpecError(f"not valid YAML: {exc.problem or exc}", filename, line) from None
+        raise SpecError(f"not valid YAML: {exc.problem or exc}{_opened_at(exc)}", filename, line) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"not valid YAML: {exc}", filename) from None
     finally:
         loader.dispose()
+
+
+_OPENERS = {"flow sequence": "the `[`", "flow mapping": "the `{`", "quoted scalar": "the quote",
+            "block mapping": "the mapping", "block collection": "the block", "plain scalar": "the value"}
+
+
+def _opened_at(exc: yaml.MarkedYAMLError) -> str:
+    """Where the construct that the error interrupts started (an unclosed `[`, `{` or quote
+    is reported where the parser gave up, often many lines later)."""
+    context, start, problem = exc.context or "", exc.context_mark, exc.problem_mark
+    if start is None or (problem is not None and start.line == problem.line):
+        return ""
+    what = next((v for k, v in _OPENERS.items() if k in context), None)
+    if what is None:
+        return f" ({context} that started on line {start.line + 1})" if context else ""
+    return f" ({what} opened on line {start.line + 1}, column {start.column + 1}, is not closed)" \
+        if what in ("the `[`", "the `{`", "the quote") else f" ({what} that started on line {start.line + 1})"
 
 
 def _convert(loader: _Loader, node: yaml.Node, path: Path_, lines: Dict[Path_, int], filename: str,

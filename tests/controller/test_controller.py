@@ -311,3 +311,36 @@ def test_pause_between_cycles_is_short_with_few_live_trials_and_grows_with_many(
     assert len(controller.view.live()) == 100
     assert MIN_TICK < controller._sleep_time() < MAX_TICK  # 200 file checks a cycle: spread out
     assert Controller(study_dir, spec, FakeBackend(), tick=2.0)._sleep_time() == 2.0  # given: kept
+
+
+def test_a_pending_trial_is_running_once_its_start_record_names_its_job(tmp_path, monkeypatch):
+    import json
+    import os
+
+    from hpc_tune.controller import loop
+
+    study_dir, spec = make_study(tmp_path, GRID)
+    backend = FakeBackend(manual=True)  # PENDING to every poll
+    controller = Controller(study_dir, spec, backend, poll_interval=3600.0, tick=0.0)
+    controller.cycle()  # submits; the first poll is due at once
+    controller.cycle()  # ... and done: no poll for an hour
+    jobs = {t.trial_id: t.job_id for t in controller.view.live()}
+    assert jobs and all(t.state.value == "pending" for t in controller.view.live())
+
+    def start(tid, job):
+        with open(os.path.join(study_dir, "trials", str(tid), "started.json"), "w") as fh:
+            json.dump({"job_id": job, "attempt": 0}, fh)
+
+    first, second = sorted(jobs)[:2]
+    start(first, jobs[first])
+    start(second, "an-earlier-job")  # a record left by another job of the folder: not this one
+    clock = [1000.0]
+    monkeypatch.setattr(loop.time, "monotonic", lambda: clock[0])
+    controller._last_start_check = clock[0]  # just checked: the next check is a second away
+    controller.cycle()
+    assert controller.view.trials[first].state.value == "pending"
+    clock[0] += loop.START_CHECK_EVERY_S
+    controller.cycle()
+    states = {t: controller.view.trials[t] for t in (first, second)}
+    assert states[first].state.value == "running" and states[first].raw_state == "started"
+    assert states[second].state.value == "pending"

@@ -51,12 +51,17 @@ def test_each_run_start_is_journaled_once(tmp_path):
     runs = core.runs(view, news)
     assert runs == [ev.RunStarted(0, 0, "42.0", "42", "n1", 0, 10.0, None)]
     journal(view, runs, 11.0)
-    assert core.runs(view, news) == [] and view.trials[0].state is TrialState.RUNNING
+    assert core.runs(view, news) == []
+    # ...and the trial is running from that record, not from the next poll
+    d = core.outcomes(view, news)
+    assert d.events == [ev.StateChanged(0, "running", "started")]
+    journal(view, d.events, 11.0)
+    assert view.trials[0].state is TrialState.RUNNING
 
 
 def test_a_requeued_runs_exit_record_does_not_end_the_trial_the_next_runs_does(tmp_path):
     core, view = setup(tmp_path)
-    journal(view, [ev.RunStarted(0, 0, "42.0", "42", "n1", 0, 10.0)], 10.0)
+    journal(view, [ev.RunStarted(0, 0, "42.0", "42", "n1", 0, 10.0), ev.StateChanged(0, "running", "started")], 10.0)
     # sacct shows the job pending soon after the start: a lag, not a requeue.
     lagging = JobStatus("42", JobState.PENDING, raw="PENDING")
     assert core.outcomes(view, News({}, {"42": lagging}, 10.0 + REQUEUE_EVIDENCE_S / 2)).events == []
@@ -100,7 +105,8 @@ def test_a_record_without_a_run_counts_by_its_attempt(tmp_path):
 
 
 def test_status_and_export_show_restarts_and_the_time_lost(tmp_path):
-    from hpc_tune.summary import export_rows, format_status
+    from hpc_tune.status_view import format_status
+    from hpc_tune.summary import export_rows
 
     _, view = setup(tmp_path)
     journal(view, [ev.RunStarted(0, 0, "42.0", "42", "n1", 0, 10.0)], 10.0)

@@ -46,3 +46,14 @@ def test_evaluation_interval_skips_steps_between_evaluations():
     assert trials_to_stop([TrialPolicy("median", LOSS, evaluation_interval=2)], c, live={3}) == []
     c = curves(t0=[1, 1, 1, 1], t1=[1, 1, 1, 1], t2=[1, 1, 1, 1], t3=[9, 9, 9, 9])
     assert [t for t, _ in trials_to_stop([TrialPolicy("median", LOSS, evaluation_interval=2)], c, live={3})] == [3]
+
+
+def test_a_curve_that_starts_after_the_step_is_not_compared_at_it():
+    # Trial 1 reported first at step 3: at trial 0's step 2 it has no value (it used to make
+    # the median of nothing, and None in truncation and diff). Every curve is kept now, so
+    # such curves reach the rules.
+    curves = {0: {"loss": ((2, 0.0),)}, 1: {"loss": ((3, 0.0),)}}
+    for kind in ("median", "truncation", "diff"):
+        policy = TrialPolicy(kind, Metric("loss", "minimize"), percent=50, min_samples=1, min_interval=0,
+                             evaluation_interval=1)
+        assert trials_to_stop([policy], curves, {0, 1}) == []

@@ -13,14 +13,17 @@ controller. Protocol, one JSON line each way per command:
 Run it with one thread per BLAS (OPENBLAS_NUM_THREADS=1 ...): only the forking thread
 survives a fork.
 """
+import importlib.util
 import json
 import os
 import sys
 import traceback
 
-# This repository's hpc_tune, whatever an installed one points to (run as a script, the
-# folder on sys.path is tests/faults, not the repository).
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+# The hpc_tune the tests run against: the installed one (CI installs the wheel). Only
+# when none is installed, this repository's (run as a script, the folder on sys.path is
+# tests/faults, not the repository).
+if importlib.util.find_spec("hpc_tune") is None:
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 import hpc_tune.cli  # noqa: E402
 import hpc_tune.controller.faults  # noqa: E402

@@ -21,9 +21,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
+import hpc_tune
 from hpc_tune.trial import read_json, write_json_atomic  # noqa: F401 (the tests use fk.read_json)
 
 ROOT = Path(__file__).resolve().parents[2]
+# The folder that holds the hpc_tune these tests run against (site-packages in CI, where the
+# wheel is installed; this repository with `pip install -e`): first on the children's path.
+PACKAGE_PARENT = Path(hpc_tune.__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 CKPT = DATA / "ckpt_trial.py"
 PROBE = DATA / "probe_trial.py"
@@ -142,10 +146,10 @@ ABORT = threading.Event()  # set when the session ends: scenarios still waiting 
 
 
 def _env(extra: Optional[Dict[str, str]]) -> Dict[str, str]:
-    """The environment of a command we start: this repository's hpc_tune first (an installed
-    one may point to another checkout), no fault unless asked for."""
+    """The environment of a command we start: the hpc_tune these tests imported first (an
+    installed one may point to another checkout), no fault unless asked for."""
     env = {k: v for k, v in os.environ.items() if k != "HPC_TUNE_FAULT"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_PARENT), env.get("PYTHONPATH")) if p)
     env.update(extra or {})
     return env
 

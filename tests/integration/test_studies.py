@@ -167,7 +167,7 @@ def test_threshold_early_stop_cancels_the_others(tmp_path, backend):
     assert "acc = 0.95" in status["reason"]
     rows = {r["trial"]: r for r in status["trials"]}
     assert len(rows) == 3  # no trial was started after the stop
-    assert rows[0]["state"] in ("completed", "stopped") and rows[0]["last.acc"] == 0.95
+    assert rows[0]["state"] in ("completed", "stopped") and rows[0]["metrics"]["acc"] == 0.95
     cancelled = [r for r in rows.values() if r["state"] == "cancelled"]
     assert len(cancelled) == 2
     if backend == "slurm":

@@ -73,3 +73,22 @@ def test_late_events_do_not_reopen_an_ended_trial(tmp_path):
              {"e": "end", "id": 0, "state": "completed", "value": 1.0})
     t = load_view(str(tmp_path)).trials[0]
     assert t.state.value == "cancelled" and t.value is None
+
+
+def test_every_key_keeps_its_curve_on_one_step_column(tmp_path):
+    j = new_study(tmp_path)
+    j.append({"e": "trial", "id": 0, "params": {}, "resource": None, "meta": {}},
+             {"e": "report", "id": 0, "end": 1, "data": {"step": 1, "loss": 0.9, "acc": 0.1, "time": 5.0}},
+             {"e": "report", "id": 0, "end": 2, "data": {"step": 2, "loss": 0.8, "time": 6.0}},
+             {"e": "report", "id": 0, "end": 3, "data": {"step": 2.5, "val": 3, "time": 7.0}},
+             {"e": "report", "id": 0, "end": 4, "data": {"step": 4, "note": "only text"}},
+             {"e": "report", "id": 0, "end": 5, "data": {"step": 3_000_000_000, "acc": 0.4}})
+    t = load_view(str(tmp_path)).trials[0]
+    assert t.metric_names() == ["loss", "acc", "val"]  # step and time are no metrics
+    assert t.curve("loss") == ((1, 0.9), (2, 0.8))
+    assert t.curve("acc") == ((1, 0.1), (3_000_000_000, 0.4))  # a step past 32 bits widens the column
+    assert t.curve("val") == ((2.5, 3.0),)
+    assert t.last("time") == 7.0 and t.n_reports == 5
+    write_snapshot(load_view(str(tmp_path)))  # the snapshot keeps them all
+    again = load_view(str(tmp_path)).trials[0]
+    assert [again.curve(k) for k in ("loss", "acc", "val")] == [t.curve(k) for k in ("loss", "acc", "val")]

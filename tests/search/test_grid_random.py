@@ -13,7 +13,7 @@ from hpc_tune.tuner import Tuner
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA = REPO_ROOT / "tests" / "data"
-CORPUS = REPO_ROOT.parent / "shared" / "corpus" / "polyaxonfiles"
+CORPUS = REPO_ROOT / "tests" / "data" / "polyaxonfiles"  # public files; origins in its sources.txt
 
 
 def v1(kind, params, **extra):

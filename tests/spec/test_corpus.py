@@ -1,4 +1,4 @@
-"""Every real polyaxonfile of the shared corpus loads, with the meaning DIALECT.md gives it."""
+"""Every real polyaxonfile of the corpus (tests/data/polyaxonfiles) loads, with the meaning DIALECT.md gives it."""
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ from hpc_tune.spec.model import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CORPUS = REPO_ROOT.parent / "shared" / "corpus" / "polyaxonfiles"
+CORPUS = REPO_ROOT / "tests" / "data" / "polyaxonfiles"  # public files; origins in its sources.txt
 DATA = REPO_ROOT / "tests" / "data"
 
 

@@ -42,7 +42,7 @@ from hpc_tune.spec.model import GridConfig, HyperbandConfig, MappingConfig, Rand
 from hpc_tune.spec.yaml12 import load_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CORPUS = REPO_ROOT.parent / "shared" / "corpus" / "polyaxonfiles"
+CORPUS = REPO_ROOT / "tests" / "data" / "polyaxonfiles"  # public files; origins in its sources.txt
 
 
 def _corpus() -> List[Tuple[str, str]]:
