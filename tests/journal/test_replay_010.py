@@ -10,7 +10,7 @@ from hpc_tune.journal import events as ev
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 FIXTURES = ["grid_retries", "hyperband_threshold"]
-NEW_SINCE_010 = {"options"}  # kinds 0.1.0 could not write (tests/journal/test_events.py covers them)
+NEW_SINCE_010 = {"options", "run"}  # kinds 0.1.0 could not write (tests/journal/test_events.py covers them)
 
 
 def summary(v):
@@ -62,9 +62,6 @@ def test_every_010_event_reads_as_its_type_and_writes_back_the_same_fields(name)
             {k: v for k, v in again.items() if k in line}, line
         assert ev.BY_KIND[kind].from_json(again) == event
     assert {"study", "trial", "submitted", "report", "end", "study_end", "controller"} <= kinds
-
-
-NEW_SINCE_010 = {"run"}  # kinds 0.1.0 never wrote (issue 12: runs of a trial)
 
 
 def test_the_fixtures_cover_every_kind_of_event():
