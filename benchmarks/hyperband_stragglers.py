@@ -60,12 +60,23 @@ DISTRIBUTIONS = {
 }
 
 
+MATRIX = {"lr": {"loguniform": [-9.2, -2.3]}, "alpha": {"loguniform": [-11.5, -2.3]},
+          "hidden": {"values": [16, 32, 64, 128]}}
+
+
 def make_spec(R: int, eta: int) -> Any:
     return spec_from_dict({"hptuning": {
         "hyperband": {"max_iter": R, "eta": eta, "resource": {"name": "epochs", "type": "int"},
                       "metric": {"name": "loss", "optimization": "minimize"}, "resume": True},
-        "matrix": {"lr": {"loguniform": [-9.2, -2.3]}, "alpha": {"loguniform": [-11.5, -2.3]},
-                   "hidden": {"values": [16, 32, 64, 128]}}}})
+        "matrix": MATRIX}})
+
+
+def make_asha_spec(R: int, eta: int, n_configs: int) -> Any:
+    return spec_from_dict({"hptuning": {
+        "asha": {"min_resource": 1, "max_resource": R, "eta": eta, "n_experiments": n_configs,
+                 "resource": {"name": "epochs", "type": "int"},
+                 "metric": {"name": "loss", "optimization": "minimize"}, "resume": True},
+        "matrix": MATRIX}})
 
 
 def _unit_hash(*parts: Any) -> np.random.Generator:
@@ -112,6 +123,7 @@ def simulate_hpctune(spec: Any, slots: int, durations: Durations, hb_seed: int) 
     key_of: Dict[int, Key] = {}
     t, free, exhausted, busy, calls = 0.0, slots, False, 0.0, 0
     fresh: Dict[Tuple[int, int], Dict[str, Any]] = {}
+    ends: List[Tuple[float, float]] = []  # (end time, value) of each trial, in end order
     while True:
         if free > 0 and not exhausted:
             result = suggest(space, config, History.of(trials), hb_seed, free)
@@ -140,9 +152,10 @@ def simulate_hpctune(spec: Any, slots: int, durations: Durations, hb_seed: int) 
         for tid in done:
             rec = trials[tid]
             trials[tid] = replace(rec, state=TrialState.COMPLETED, value=value(rec.params, float(rec.resource)))
+            ends.append((t, trials[tid].value))
             free += 1
     return {"makespan": t, "busy": busy, "keys": sorted(key_of.values()), "fresh": fresh, "suggest_calls": calls,
-            "trials": len(trials)}
+            "trials": len(trials), "ends": ends}
 
 
 def simulate_sync(spec: Any, slots: int, durations: Durations,
@@ -150,6 +163,7 @@ def simulate_sync(spec: Any, slots: int, durations: Durations,
     """One bracket at a time, every rung a barrier; the rung's trials queue on the slots."""
     t, busy = 0.0, 0.0
     keys: List[Key] = []
+    done: List[Tuple[float, float]] = []  # (end time, value) of each trial
     for b in brackets(spec.algorithm):
         members = list(range(b.n_configs))
         for i, rung in enumerate(b.rungs):
@@ -160,11 +174,62 @@ def simulate_sync(spec: Any, slots: int, durations: Durations,
                 busy += d
                 heapq.heappush(ends, start + d)
                 keys.append((b.s, i, j))
+                done.append((start + d, value(fresh[(b.s, j)], float(rung.resource))))
             t = max(ends)  # the barrier: the rung's last trial
             if i + 1 < len(b.rungs):
                 ranked = sorted(members, key=lambda j: (value(fresh[(b.s, j)], float(rung.resource)), j))
                 members = sorted(ranked[: b.rungs[i + 1].n])
-    return {"makespan": t, "busy": busy, "keys": sorted(keys)}
+    return {"makespan": t, "busy": busy, "keys": sorted(keys), "ends": sorted(done)}
+
+
+def first_reach(ends: Sequence[Tuple[float, float]], target: float) -> Optional[float]:
+    """The first end time of a trial whose value is <= target."""
+    return min((t for t, v in ends if v <= target), default=None)
+
+
+def simulate_asha(spec: Any, slots: int, dist: str, seed: int, target: float, horizon: float) -> Dict[str, Any]:
+    """hpc-tune's ``asha.suggest`` (promotion mode, resume) with n = free slots whenever slots free,
+    until a trial's value is <= ``target`` (the synchronous run's final best), the study ends or
+    ``horizon``. Durations: epochs trained since the rung below x the same multiplier law, keyed
+    ("asha", rung, configuration). Idle = 1 - busy slot time / (slots x that time)."""
+    from hpc_tune.search import asha
+
+    ladder_ = [int(r) for r in asha.ladder(spec.algorithm)]
+    trials: List[TrialRecord] = []
+    running: List[Tuple[float, int, float]] = []  # (end, trial id, start)
+    t, free, busy, reach, calls = 0.0, slots, 0.0, None, 0
+    exhausted = False
+    while True:
+        if free > 0 and not exhausted:
+            result = asha.suggest(spec.space, spec.algorithm, History.of(trials), seed, free)
+            calls += 1
+            exhausted = result.exhausted
+            for sug in result.suggestions:
+                k, j = sug.meta["rung"], sug.meta["config"]
+                d = (ladder_[k] - (ladder_[k - 1] if k else 0)) * multiplier(dist, seed, ("asha", k, j))
+                trials.append(TrialRecord(len(trials), dict(sug.params), TrialState.RUNNING, resource=sug.resource,
+                                          meta=dict(sug.meta)))
+                heapq.heappush(running, (t + d, len(trials) - 1, t))
+                free -= 1
+        if not running:
+            break
+        end, tid, start = heapq.heappop(running)
+        if end > horizon:
+            t = horizon
+            heapq.heappush(running, (end, tid, start))
+            break
+        t = end
+        busy += end - start
+        rec = trials[tid]
+        v = value(rec.params, float(rec.resource))
+        trials[tid] = replace(rec, state=TrialState.COMPLETED, value=v)
+        free += 1
+        if v <= target:
+            reach = t
+            break
+    busy += sum(min(t, end) - start for end, _, start in running if start < t)  # the running trials' share
+    return {"reach": reach, "stop": t, "idle": max(0.0, 1.0 - busy / (slots * t)) if t > 0 else 0.0, "trials": len(trials),
+            "suggest_calls": calls, "max_rung": max((r.meta["rung"] for r in trials), default=0)}
 
 
 def lower_bound(keys: Sequence[Key], durations: Durations, busy: float, slots: int) -> float:
@@ -180,7 +245,8 @@ def lower_bound(keys: Sequence[Key], durations: Durations, busy: float, slots: i
     return max(busy / slots, max(per_bracket.values()))
 
 
-def run_case(spec: Any, slots: int, dist: str, seed: int, res: Dict[Tuple[int, int], int]) -> Dict[str, Any]:
+def run_case(spec: Any, slots: int, dist: str, seed: int, res: Dict[Tuple[int, int], int],
+             asha_spec: Any = None) -> Dict[str, Any]:
     durations = Durations(dist, seed, res)
     hp = simulate_hpctune(spec, slots, durations, hb_seed=seed)
     sy = simulate_sync(spec, slots, durations, hp["fresh"])
@@ -193,10 +259,18 @@ def run_case(spec: Any, slots: int, dist: str, seed: int, res: Dict[Tuple[int, i
     def idle(makespan: float) -> float:
         return 1.0 - busy / (slots * makespan)
 
-    return {"slots": slots, "dist": dist, "seed": seed, "trials": hp["trials"], "busy": busy,
+    case = {"slots": slots, "dist": dist, "seed": seed, "trials": hp["trials"], "busy": busy,
             "makespan_hpctune": hp["makespan"], "makespan_sync": sy["makespan"], "makespan_lower_bound": lb,
             "idle_hpctune": idle(hp["makespan"]), "idle_sync": idle(sy["makespan"]), "idle_lower_bound": idle(lb),
             "suggest_calls": hp["suggest_calls"]}
+    if asha_spec is not None:
+        # the synchronous run's final best: when each scheduler first reaches it
+        best = min(v for _, v in sy["ends"])
+        a = simulate_asha(asha_spec, slots, dist, seed, best, horizon=2 * sy["makespan"])
+        case.update(sync_best=best, reach_sync=first_reach(sy["ends"], best),
+                    reach_hpctune=first_reach(hp["ends"], best), reach_asha=a["reach"], asha_stop=a["stop"],
+                    idle_asha=a["idle"], asha_trials=a["trials"], asha_max_rung=a["max_rung"])
+    return case
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -207,6 +281,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--slots", default="4,16,64")
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--dists", default=",".join(DISTRIBUTIONS))
+    ap.add_argument("--asha-dists", default="lognormal1,pareto1.5",
+                    help="distributions on which ASHA runs too ('' for none)")
+    ap.add_argument("--asha-configs", type=int, default=10,
+                    help="ASHA's n_experiments, in multiples of one Hyperband run's configurations (default 10)")
     ap.add_argument("--no-readme", action="store_true")
     ap.add_argument("--results-dir", default=str(RESULTS))
     args = ap.parse_args(argv)
@@ -221,7 +299,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     t0 = time.perf_counter()
     spec = make_spec(args.R, args.eta)
     res = {(b.s, i): int(r.resource) for b in brackets(spec.algorithm) for i, r in enumerate(b.rungs)}
-    cases = [run_case(spec, S, d, seed, res) for d in dists for S in slot_list for seed in range(args.seeds)]
+    hb_configs = sum(b.n_configs for b in brackets(spec.algorithm))
+    asha_dists = [d for d in args.asha_dists.split(",") if d in dists]
+    asha_spec = make_asha_spec(args.R, args.eta, args.asha_configs * hb_configs)
+    cases = [run_case(spec, S, d, seed, res, asha_spec if d in asha_dists else None)
+             for d in dists for S in slot_list for seed in range(args.seeds)]
 
     from tabulate import tabulate
 
@@ -257,6 +339,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              + ("met" if ok else f"MISSED by {0.30 - red:.1%} points; no schedule that ranks a rung "
                                                f"only when all its trials have ended could save more than "
                                                f"{best_red:.1%} here (lower bound)"))
+    asha_rows, asha_goals, asha_summary = [], [], []
+    for d in asha_dists:
+        for S in slot_list:
+            cs = [c for c in cases if c["dist"] == d and c["slots"] == S]
+
+            def frac(key: str) -> List[float]:  # time to reach / the synchronous makespan; inf: not reached
+                return [c[key] / c["makespan_sync"] if c[key] is not None else math.inf for c in cs]
+
+            fa, fh, fs = frac("reach_asha"), frac("reach_hpctune"), frac("reach_sync")
+            ia = statistics.median(c["idle_asha"] for c in cs)
+            ma, mh, ms = statistics.median(fa), statistics.median(fh), statistics.median(fs)
+            reached = sum(1 for x in fa if x < math.inf)
+            asha_rows.append([DISTRIBUTIONS[d], S, f"{ms:.2f}", f"{mh:.2f}", f"{ma:.2f}" if ma < math.inf else "not",
+                              f"{reached}/{len(cs)}", f"{statistics.median(c['idle_sync'] for c in cs):.1%}",
+                              f"{statistics.median(c['idle_hpctune'] for c in cs):.1%}", f"{ia:.1%}",
+                              int(statistics.median(c["asha_trials"] for c in cs))])
+            asha_summary.append({"dist": d, "slots": S, "reach_sync": ms, "reach_hpctune": mh, "reach_asha": ma,
+                                 "asha_reached": reached, "idle_asha": ia})
+            if S >= 16:
+                ok_t, ok_i = ma <= 0.5, ia < 0.10
+                asha_goals.append(
+                    f"ASHA, {DISTRIBUTIONS[d]}, S = {S}: the synchronous run's final best after {ma:.2f} of its wall "
+                    f"time (median; {reached}/{len(cs)} seeds reach it) - goal <= 0.50: "
+                    + ("met" if ok_t else (f"MISSED by {ma - 0.5:.2f}" if ma < math.inf else "MISSED (not reached)"))
+                    + f"; idle {ia:.1%} - goal < 10 %: " + ("met" if ok_i else f"MISSED by {ia - 0.10:.1%} points"))
     wall = time.perf_counter() - t0
     table = tabulate(rows, headers=["trial-time multiplier", "S", "idle sync", "idle hpc-tune", "idle bound",
                                     "idle reduction", "worst seed", "reduction bound", "makespan sync",
@@ -269,9 +376,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             f"{args.seeds} seeds per row (durations and configurations); medians over seeds. Times in epochs "
             f"of a multiplier-1 trial. Simulation wall time {wall:.1f} s.")
     text = f"{head}\n\n{table}\n\n" + "\n".join(goals) + "\n"
+    if asha_rows:
+        asha_table = tabulate(asha_rows, headers=["trial-time multiplier", "S", "sync reaches its best",
+                                                  "hpc-tune Hyperband", "ASHA", "ASHA seeds reaching it",
+                                                  "idle sync", "idle hpc-tune", "idle ASHA", "ASHA trials"],
+                              tablefmt="github")
+        text += (f"\nASHA (hpc-tune's `asha.suggest`, promotion mode, resume, min_resource 1, max_resource "
+                 f"{args.R}, eta {args.eta}, n_experiments {args.asha_configs * hb_configs} = {args.asha_configs} x one "
+                 f"Hyperband run's {hb_configs} configurations; its own random configurations, the same learning "
+                 f"curves and duration law). Time until a trial's value is at most the synchronous run's final best, "
+                 f"as a fraction of the synchronous run's wall time (median over seeds; ASHA stops there, or at "
+                 f"twice the synchronous wall time). ASHA's idle fraction is over [0, its stop]:\n\n"
+                 f"{asha_table}\n\n" + "\n".join(asha_goals) + "\n")
     print(text)
     out = save_json("hyperband_stragglers", {"command": command, "date": now(), "machine": m_info,
                                              "args": vars(args), "summary": summary, "goals": goals,
+                                             "asha_summary": asha_summary, "asha_goals": asha_goals,
                                              "cases": cases, "wall_s": wall}, Path(args.results_dir))
     print(f"raw results: {out}")
     if not (args.quick or args.no_readme):

@@ -2,8 +2,10 @@
 
 Used by the example studies in this folder. It trains `--epochs` epochs in total:
 when its checkpoint folder ($HPC_TUNE_CHECKPOINT_DIR) holds a model from an earlier
-run (a requeued job, or the Hyperband configuration it was promoted from with
-`resume: true`), it continues from there instead of starting over.
+run (a requeued job, the Hyperband or ASHA configuration it was promoted from with
+`resume: true`, or the PBT member whose checkpoint was copied for it), it continues
+from there instead of starting over, with the learning rate and alpha given now (PBT
+changes them between intervals; the layer size is the checkpoint's).
 
 Run it alone:  python configs/train_digits.py --epochs 5 --lr 0.01
 """
@@ -44,6 +46,9 @@ def main() -> None:
         with open(ckpt, "rb") as fh:
             model, done = pickle.load(fh)
         print(f"resuming from epoch {done}")
+        model.set_params(learning_rate_init=args.lr, alpha=args.alpha)
+        if getattr(model, "_optimizer", None) is not None:  # Adam keeps its own copy of the rate
+            model._optimizer.learning_rate_init = args.lr
     if model is None:
         model = MLPClassifier(hidden_layer_sizes=(args.hidden,), learning_rate_init=args.lr, alpha=args.alpha,
                               batch_size=args.batch_size, random_state=args.seed)

@@ -20,7 +20,8 @@ from .trials import TrialRecord, TrialState
 
 MAX_METRIC_COLUMNS = 4  # without a study metric: the first keys reported, the rest in --json
 MAX_ROWS = 200  # without --top: the last rows, the rest in --json
-MULTI_FIDELITY_KEYS = ("bracket", "rung", "interval")  # trial meta shown as columns when present
+# trial meta shown as columns when present: Hyperband's bracket and rung, ASHA's rung, PBT's member and interval
+MULTI_FIDELITY_KEYS = ("bracket", "rung", "member", "interval")
 
 
 # ------------------------------------------------------------------------------ plan
@@ -38,10 +39,25 @@ def study_plan(view: StudyView) -> Optional[Any]:
 
 def planned_trials(spec: Any) -> Optional[int]:
     """How many trials the study's algorithm plans, when that is known before it runs."""
-    from .spec.model import (BayesConfig, GridConfig, HyperbandConfig, HyperoptConfig, IterativeConfig,
-                             MappingConfig, RandomConfig)
+    from .spec.model import (
+        AshaConfig,
+        BayesConfig,
+        GridConfig,
+        HyperbandConfig,
+        HyperoptConfig,
+        IterativeConfig,
+        MappingConfig,
+        PbtConfig,
+        RandomConfig,
+    )
 
     algo = spec.algorithm
+    if isinstance(algo, PbtConfig):
+        from .search.pbt import n_trials
+
+        return n_trials(algo)
+    if isinstance(algo, AshaConfig):  # promotion mode: as many promotions as the asynchronous rule makes
+        return algo.n_trials if algo.mode == "stopping" else None
     if isinstance(algo, HyperbandConfig):
         from .search.hyperband import brackets
 

@@ -91,9 +91,11 @@ def trial_row(t: TrialRecord, keys: List[str]) -> Dict[str, Any]:
                            "metrics": {k: t.last(k) for k in keys if t.last(k) is not None}}
     if t.resource is not None:
         row["resource"] = t.resource
-    for k in ("bracket", "rung", "parent"):
+    for k in ("bracket", "rung", "parent", "member", "interval", "donor"):
         if k in t.meta:
             row[k] = t.meta[k]
+    if t.resume_from is not None:
+        row["resume_from"] = t.resume_from
     row.update({"job_id": t.job_id, "attempt": t.attempt, "reason": t.reason,
                 "runs": t.runs, "restarts": t.restarts, "time_lost_s": round(t.time_lost, 1),
                 "started": t.started, "ended": t.ended,

@@ -112,11 +112,13 @@ class TrialRecord:
         return tuple((s, v) for s, v in zip(self.curve_steps, col) if v == v)
 
     def add_report(self, data: Dict[str, Any]) -> None:
-        # The hot path of a replay (most events are reports): kept to plain dict work.
+        # The hot path of a replay (most events are reports): plain dict and array work, the
+        # usual case (an int step, every key on every line) without a call or a second loop.
         last = self.last_values
         columns = self.curve_values
-        n = len(self.curve_steps)
-        grew = False
+        steps = self.curve_steps
+        n = len(steps)
+        added = 0
         for k, v in data.items():
             if (type(v) is float and v - v == 0.0) or type(v) is int:  # finite numbers only
                 last[k] = v
@@ -126,12 +128,17 @@ class TrialRecord:
                 if col is None:
                     col = columns[k] = array("d", _NAN_ROW) * n
                 col.append(v)
-                grew = True
-        if grew:
-            self._add_step(data.get("step"))
-            for col in columns.values():
-                if len(col) == n:
-                    col.append(_NAN)
+                added += 1
+        if added:
+            step = data.get("step")
+            if type(step) is int and steps.typecode == "i" and -_INT32 <= step < _INT32:
+                steps.append(step)
+            else:
+                self._add_step(step)
+            if added != len(columns):  # a key this line lacks: NaN in its column
+                for col in columns.values():
+                    if len(col) == n:
+                        col.append(_NAN)
         self.n_reports += 1
 
     def _add_step(self, step: Any) -> None:

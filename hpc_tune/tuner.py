@@ -10,6 +10,16 @@
 told (a Hyperband rung waiting for its stragglers) or when the study is complete
 (``tuner.done``). The tuner holds only the trial history; every suggestion is
 recomputed from it, exactly as the Slurm controller does after a restart.
+
+Multi-fidelity and PBT trials carry ``resource`` (the total to train to) and
+``resume_from`` (the id of the trial whose checkpoint this one starts from, or
+``None``: Hyperband with ``resume``, ASHA's promotions, every PBT interval after the
+first). An ask/tell user copies that checkpoint; the Slurm and local controllers do it
+themselves. ASHA's stopping mode needs the learning curve:
+``tuner.report(trial, step, value)`` records one point and returns True when the trial
+must stop now (it is then recorded as stopped with that value). The study file's
+per-trial policies (``median``, ...) are the controller's; ``report`` applies only the
+algorithm's own rule.
 """
 from __future__ import annotations
 
@@ -18,7 +28,9 @@ import secrets
 from typing import Any, List, Mapping, Optional, Union
 
 from .search import suggest
+from .search.asha import rung_stops, stopping_policy
 from .spec import Spec, load_spec, spec_from_dict
+from .spec.model import AshaConfig
 from .trials import History, TrialRecord, TrialState
 
 # What ``ask`` hands out is the one trial model: id, parameters, budget (``resource``),
@@ -84,6 +96,28 @@ class Tuner:
         record = self._trials[tid]
         record.state = state
         record.value = None if value is None else float(value)
+
+    def report(self, trial: Union[Trial, int], step: float, value: float) -> bool:
+        """Record one point of a running trial's curve; True when the algorithm's own
+        stopping rule (ASHA's stopping mode) stops it now, in which case it is recorded
+        as stopped with ``value``."""
+        tid = trial.trial_id if isinstance(trial, TrialRecord) else int(trial)
+        record = self._trials[tid]
+        if not record.state.live:
+            raise ValueError(f"trial {tid} has ended ({record.state.value})")
+        metric = self.spec.metric.name if self.spec.metric else "value"
+        record.add_report({"step": float(step), metric: float(value)})
+        record.state = TrialState.RUNNING
+        algo = self.spec.algorithm
+        if not (isinstance(algo, AshaConfig) and algo.mode == "stopping"):
+            return False
+        curves = {t.trial_id: t.curve(metric) for t in self._trials if t.state is not TrialState.CANCELLED}
+        live = {t.trial_id for t in self._trials if t.state.live}
+        failed = {t.trial_id for t in self._trials if t.state is TrialState.FAILED}
+        if tid in rung_stops(stopping_policy(algo), curves, live, failed):
+            self.tell(tid, value, TrialState.STOPPED)
+            return True
+        return False
 
     # -- reading ------------------------------------------------------------------
     @property

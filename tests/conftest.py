@@ -4,6 +4,7 @@ skipped, except under CI=true, where they fail."""
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import subprocess
 import time
@@ -58,3 +59,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_log_handlers():
+    """`hpc-tune submit` in the foreground logs to the terminal of its run; run in this
+    process (cli.main), that terminal is the test's captured output, gone after the test."""
+    logger = logging.getLogger("hpc_tune")
+    before = list(logger.handlers)
+    yield
+    for handler in logger.handlers:
+        if handler not in before:
+            logger.removeHandler(handler)

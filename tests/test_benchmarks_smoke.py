@@ -1,6 +1,7 @@
 """Smoke runs of the benchmarks' --quick modes (benchmarks/controller_scale.py,
-hyperband_digits.py, hyperband_stragglers.py, bo_quality.py, report_scale.py, and slot_utilisation.py on the
-real cluster): they run, print their tables, write their raw
+hyperband_digits.py, hyperband_stragglers.py (with ASHA), bo_quality.py, sampler_quality.py,
+mf_digits.py, mf_hartmann.py, pbt_toy.py, pbt_digits.py, report_scale.py, and slot_utilisation.py on
+the real cluster): they run, print their tables, write their raw
 JSON and leave benchmarks/README.md alone. Structure only, never timings."""
 from __future__ import annotations
 
@@ -97,6 +98,77 @@ def test_hyperband_stragglers_quick(tmp_path, capsys):
         assert c["trials"] == 69  # R = 27, eta = 3: one full Hyperband run
 
 
+def test_hyperband_stragglers_asha_quick(tmp_path, capsys):
+    _, out, data = run("hyperband_stragglers", ["--seeds", "2", "--dists", "lognormal1"], tmp_path, capsys)
+    assert "ASHA seeds reaching it" in out
+    assert len(data["asha_summary"]) == 2  # S = 4 and 16, lognormal
+    for c in data["cases"]:
+        assert c["reach_sync"] <= c["makespan_sync"] + 1e-9  # the synchronous run reaches its own best
+        assert c["reach_hpctune"] is not None  # the same trials: hpc-tune's Hyperband reaches it too
+        assert 0.0 <= c["idle_asha"] < 1.0 and c["asha_trials"] > 0
+        if c["reach_asha"] is not None:
+            assert c["reach_asha"] == c["asha_stop"] <= 2 * c["makespan_sync"]
+
+
+# the peers that are installed run too (the `bench` extra); the others are reported skipped. Ray Tune is
+# left out of the smoke runs: it starts a runtime of its own (tens of seconds)
+MF_QUICK = ("hpctune_hb,hpctune_asha,hpctune_bohb,hpctune_asha_kde,hpctune_hb_model,hpctune_asha_model,"
+            "optuna_hb_tpe,optuna_sha_tpe,smac_mf,dehb,hpbandster_bohb")
+
+
+def check_mf(module, out, data, budget):
+    ran = {r["method"] for r in data["runs"]}
+    hpctune = {m for m in MF_QUICK.split(",") if m.startswith("hpctune_")}
+    assert hpctune <= ran  # hpc-tune's own methods always run
+    assert ran | set(data["skipped"]) == set(MF_QUICK.split(","))
+    for m in ran:
+        assert module._mf.METHODS[m][0] in out
+    for r in data["runs"]:
+        spent = [e for e, _ in r["points"]]
+        best = [v for _, v in r["points"]]
+        assert spent == sorted(spent) and (not spent or spent[-1] <= budget)
+        assert best == sorted(best, reverse=True)  # best so far only improves
+        assert r["spent"] <= budget and r["evaluations"] > 0
+    assert "/ hpc-tune Hyperband's" in out
+
+
+def test_mf_digits_quick(tmp_path, capsys):
+    module, out, data = run("mf_digits", ["--jobs", "1", "--methods", MF_QUICK], tmp_path, capsys)
+    assert data["R"] == 9 and data["multiples"] == [2, 5]
+    check_mf(module, out, data, 5 * 9)
+    table, _ = module.hd.build_table(module.hd.QUICK, 1, reuse=True, results_dir=tmp_path)  # the cached table
+    lowest = min(min(curve) for curve in table.values())
+    for r in data["runs"]:
+        assert all(v >= lowest for _, v in r["points"])  # nothing beats the table's lowest error
+
+
+def test_mf_hartmann_quick(tmp_path, capsys):
+    pytest.importorskip("mfpbench", reason="mf-prior-bench carries the problem (the `bench` extra)")
+    module, out, data = run("mf_hartmann", ["--jobs", "1", "--methods", MF_QUICK], tmp_path, capsys)
+    check_mf(module, out, data, 5 * 9)
+    for r in data["runs"]:
+        assert all(v >= -1e-6 for _, v in r["points"])  # a regret: nothing beats Hartmann6's minimum
+
+
+def test_pbt_toy_quick(tmp_path, capsys):
+    _, out, data = run("pbt_toy", [], tmp_path, capsys)
+    assert "no exploitation" in out and "goal fewer steps" in out
+    for c in data["cases"]:
+        assert c["trials"] == 2 * 25  # population 2, 100 steps in intervals of 4
+        assert c["exploits"] > 0 and c["checkpoints_peak"] <= 2 * 2  # each member's latest + the live ones
+        assert c["pbt_final_best"] <= 1.2 and c["no_exploit_final_best"] <= 1.2
+
+
+def test_pbt_digits_quick(tmp_path, capsys):
+    _, out, data = run("pbt_digits", ["--jobs", "1"], tmp_path, capsys)
+    assert "hpc-tune PBT" in out and "random search" in out
+    by = {m: [r for r in data["runs"] if r["method"] == m] for m in ("hpctune_pbt", "random")}
+    assert all(len(v) == 2 for v in by.values())
+    for r in by["hpctune_pbt"] + by["random"]:
+        assert 0.0 <= r["val"] <= 1.0 and 0.0 <= r["test"] <= 1.0
+        assert r["epochs"] == 4 * 6  # population 4 x 6 epochs: the same epochs for both
+
+
 def test_bo_quality_quick(tmp_path, capsys):
     # The peers that are installed run too (the `bench` extra); the others are reported skipped.
     module, out, data = run("bo_quality", ["--jobs", "1", "--problems", "branin,mixed", "--timing-reps", "1"],
@@ -124,6 +196,17 @@ def test_slot_utilisation_quick(tmp_path, capsys):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_sampler_quality_quick(tmp_path, capsys):
+    _, out, data = run("sampler_quality", [], tmp_path, capsys)
+    assert "| problem | algorithm | sampler |" in out
+    combos = {(r["problem"], r["algorithm"], r["sampler"]) for r in data["runs"]}
+    assert combos == {("branin", a, s) for a in ("hyperband", "asha") for s in ("random", "kde", "model")}
+    for entry in data["runs"]:
+        (run_,) = entry["runs"]
+        assert run_["spent_fe"] >= 10.0 and run_["trials"] > 0
+        assert 0 <= run_["regret"]["1.0"] < float("inf")  # something reached the full resource
 
 
 def test_report_scale_quick(tmp_path, capsys):

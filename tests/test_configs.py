@@ -5,7 +5,6 @@ here; scripts/demo.sh runs hyperband_digits.yml."""
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import pytest
@@ -20,15 +19,6 @@ SHORT = {  # file: trials it runs
     "iterative.yml": 6, "mapping.yml": 3,
 }
 README = (REPO_ROOT / "README.md").read_text()
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_log_handlers():
-    logger = logging.getLogger("hpc_tune")
-    before = list(logger.handlers)
-    yield
-    for handler in logger.handlers[len(before):]:
-        logger.removeHandler(handler)
 
 
 def test_one_short_example_per_algorithm_and_the_readme_shows_them():
@@ -58,4 +48,3 @@ def test_example_runs_locally_to_the_end(name, tmp_path, monkeypatch, capsys):
     assert all(e["state"] == "completed" and isinstance(e["value"], float) for e in ends), ends
     assert [e["state"] for e in events if e["e"] == "study_end"] == ["finished"]
     assert "best trial" in out
-    assert not list(REPO_ROOT.glob("hpc-tune-studies"))  # nothing written into the repository

@@ -141,3 +141,12 @@ def test_installed_console_script_submits_a_study_with_its_controller_as_a_slurm
     sacct = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "State", "-j", controller_jobs[0]],
                            capture_output=True, text=True, timeout=60).stdout.split()
     assert sacct and sacct[0] == "COMPLETED", sacct
+
+
+def test_wheel_carries_the_report_page_assets(built) -> None:
+    """`hpc-tune report` inlines its style and the table's script from the package."""
+    assets = sorted(p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / "hpc_tune/htmlreport/assets").iterdir())
+    assert assets == ["hpc_tune/htmlreport/assets/report.css", "hpc_tune/htmlreport/assets/table.js"]
+    with zipfile.ZipFile(built["wheel"]) as whl:
+        for name in assets:
+            assert whl.read(name) == (REPO_ROOT / name).read_bytes(), name

@@ -284,3 +284,13 @@ def test_console_script_plan_json(tmp_path):
     assert len(plan["trials"]) == 4
     assert "warning: " in proc.stderr and "logspace takes exponents" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_plan_table_shows_an_integer_beyond_float_range(capsys, tmp_path):
+    # found by tests/spec/test_fuzz.py: tabulate formats numeric columns through float()
+    path = tmp_path / "huge.yml"
+    path.write_text("matrix:\n  kind: mapping\n  values:\n    - {x: 0.5}\n    - {x: 1" + "0" * 400 + "}\n"
+                    "run:\n  cmd: echo {{ x }}\n")
+    code, out, err = run_cli(capsys, "plan", str(path), "--backend", "local")
+    assert code == 0, err
+    assert "1" + "0" * 400 in out

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..backends.base import JobRequest, JobState, JobStatus
 from ..journal import StudyView
@@ -40,7 +40,9 @@ from ..journal import events as ev
 from ..paths import StudyPaths
 from ..protocol import RESULT_FILE
 from ..search import suggest
+from ..search.pbt import checkpoints_needed
 from ..spec import Spec, render
+from ..spec.model import PbtConfig
 from ..trials import TrialRecord, TrialState
 from .stopping import StoppingRule, rules_of
 
@@ -97,7 +99,9 @@ class DecisionCore:
         self.spec = spec
         self.metric = spec.metric.name if spec.metric else None
         self.max_retries = spec.slurm.max_retries
-        self.rules = tuple(rules) if rules is not None else rules_of(spec.early_stopping)
+        self.rules = tuple(rules) if rules is not None else rules_of(spec.early_stopping, spec.algorithm)
+        # PBT: every trial gets its own checkpoint folder, a copy of its source's (see checkpoint_copy)
+        self.copies_checkpoints = isinstance(spec.algorithm, PbtConfig)
         resource = getattr(spec.algorithm, "resource", None)  # multi-fidelity searchers name it
         self.resource_param: Optional[str] = getattr(resource, "name", None)
 
@@ -340,7 +344,10 @@ class DecisionCore:
     # ------------------------------------------------------------------ what to submit
     def checkpoint_owner(self, view: StudyView, t: TrialRecord) -> int:
         """The trial whose checkpoint folder ``t`` uses: its own, or, when it resumes another's
-        work, that of the first trial of the chain (where the work was saved all along)."""
+        work (a Hyperband or ASHA promotion), that of the first trial of the chain (where the
+        work was saved all along). PBT: always its own, which starts as a copy."""
+        if self.copies_checkpoints:
+            return t.trial_id
         root, seen = t.trial_id, {t.trial_id}
         up = t.resume_from
         while up is not None and up not in seen and up in view.trials:
@@ -348,6 +355,26 @@ class DecisionCore:
             seen.add(up)
             up = view.trials[up].resume_from
         return root
+
+    def checkpoint_copy(self, view: StudyView, t: TrialRecord) -> Optional[Tuple[str, str]]:
+        """(source folder, the trial's own folder) when ``t`` starts from a copy of another
+        trial's checkpoint (PBT), made by the loop before ``t`` is submitted; else None."""
+        if not self.copies_checkpoints or t.resume_from is None:
+            return None
+        paths = StudyPaths(view.study_dir)
+        return paths.trial(t.resume_from).checkpoints, paths.trial(t.trial_id).checkpoints
+
+    def checkpoints_to_delete(self, view: StudyView, done: AbstractSet[int]) -> List[int]:
+        """PBT with ``keep_checkpoints: needed``: the ended trials (not in ``done``) whose
+        checkpoints no trial may start from any more (``search.pbt.checkpoints_needed``)."""
+        algo = self.spec.algorithm
+        if not isinstance(algo, PbtConfig) or algo.keep_checkpoints == "all":
+            return []
+        ended = [tid for tid, t in view.trials.items() if t.state.finished and tid not in done]
+        if not ended:
+            return []
+        needed = checkpoints_needed(algo, view.history())
+        return [tid for tid in ended if tid not in needed]
 
     def job_request(self, view: StudyView, t: TrialRecord) -> JobRequest:
         paths = StudyPaths(view.study_dir)

@@ -22,7 +22,7 @@ import os
 import signal
 import socket
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
 from ..backends import Backend, BackendBusy, BackendError
 from ..backends.slurm_commands import Backoff, SlurmCommands
@@ -32,6 +32,7 @@ from ..paths import StudyPaths
 from ..protocol import CHECKPOINT_DIR_ENV, read_exit_record, read_json, read_started_record
 from ..spec import Spec
 from ..trials import TrialState
+from . import checkpoints
 from .core import Decision, DecisionCore, News, TrialNews, job_prefix
 from .faults import fault
 from .lease import LeaseLost
@@ -85,6 +86,7 @@ class Controller:
         self._adopted = False
         self._snapshot_offset = self.view.offset
         self._started_seen: Dict[int, Any] = {}  # trial id -> ((mtime, size) of started.json, its record)
+        self._pruned: Set[int] = set()  # trials whose checkpoints were deleted (PBT)
 
     # ------------------------------------------------------------------ lifecycle
     def install_signal_handlers(self) -> None:
@@ -168,6 +170,7 @@ class Controller:
             unsubmitted = [t.trial_id for t in self.view.live() if not t.submitted]
             if not unsubmitted or self._submit(unsubmitted):  # left over from a busy scheduler: first
                 self._fill_slots()
+        self._prune_checkpoints()
         if self.view.ended is None:
             end = self.core.finished(self.view, self._exhausted)
             if end is not None:
@@ -262,12 +265,22 @@ class Controller:
         """Submit the current attempt of these trials; journal the job ids. False when the
         scheduler was busy or refused."""
         trials = [self.view.trials[tid] for tid in trial_ids if self.view.trials[tid].state.live]
-        requests = []
+        requests, ready, lost = [], [], []
         for t in trials:
             request = self.core.job_request(self.view, t)
             os.makedirs(request.trial_dir, exist_ok=True)
+            copy = self.core.checkpoint_copy(self.view, t)
+            if copy is not None:  # PBT: the source's checkpoint, copied before the trial can run
+                try:
+                    checkpoints.copy_into(*copy)
+                except FileNotFoundError as exc:
+                    lost.append(self.core.end_event(t, TrialState.FAILED, str(exc)))
+                    continue
             os.makedirs(request.env[CHECKPOINT_DIR_ENV], exist_ok=True)
             requests.append(request)
+            ready.append(t)
+        self._write(lost)
+        trials = ready
         if not requests:
             return True
         self._check_lease()
@@ -290,6 +303,12 @@ class Controller:
 
     def _record_submitted(self, trials: Sequence[Any], job_ids: Dict[int, str]) -> None:
         self._write([ev.Submitted(trials[i].trial_id, trials[i].attempt, job) for i, job in sorted(job_ids.items())])
+
+    def _prune_checkpoints(self) -> None:
+        """Delete the checkpoints no trial may start from any more (PBT; the core says which)."""
+        for tid in self.core.checkpoints_to_delete(self.view, self._pruned):
+            checkpoints.delete(self.paths.trial(tid).checkpoints)
+            self._pruned.add(tid)
 
     # ------------------------------------------------------------------- adoption
     def _attach_live_jobs(self) -> None:

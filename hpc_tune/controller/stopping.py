@@ -10,7 +10,8 @@ the fold, nothing else. The rules of a study file:
 * ``FailureShareRule``: the study ends when failed trials reach a share of finished ones;
 * ``TrialPolicyRule``: per-trial policies on the learning curves (below).
 
-A searcher's own stopping (ASHA's stopping mode) plugs in as one more rule.
+A searcher's own stopping plugs in as one more rule: ``RungRule``, ASHA's stopping mode
+(the decisions are ``search.asha.rung_stops``, pure, shared with the ask/tell ``Tuner``).
 
 Per-trial policies. Polyaxon accepted ``median``, ``truncation`` and ``diff`` policies but never ran
 them; hpc-tune defines them so (step = the ``step`` a trial reports, or the report's
@@ -35,6 +36,8 @@ import statistics
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
+from ..search.asha import RungPolicy, rung_stops, stopping_policy
+from ..spec.model import AshaConfig
 from ..trials import TrialState
 
 if TYPE_CHECKING:
@@ -83,6 +86,8 @@ def trials_to_stop(policies: Sequence["TrialPolicy"], curves: Mapping[int, Mappi
             if policy.kind == "median":
                 best_so_far = min(sign * v for v in _prefix(curve, step))
                 averages = [sign * statistics.fmean(_prefix(c, step)) for c in reached.values() if _prefix(c, step)]
+                if not averages:  # the others' curves start after this step: nothing to compare with
+                    continue
                 median = statistics.median(averages)
                 if best_so_far > median:
                     out[tid] = (f"median rule: best {name} so far {sign * best_so_far:g} is worse than the median "
@@ -167,8 +172,27 @@ class TrialPolicyRule(StoppingRule):
         return Verdict(tuple((tid, why) for tid, why in trials_to_stop(self.policies, curves, live) if tid in live))
 
 
-def rules_of(early_stopping: "EarlyStopping") -> Tuple[StoppingRule, ...]:
-    """A study file's ``early_stopping`` as rules, in the order they are asked."""
+class RungRule(StoppingRule):
+    """ASHA's stopping mode: a trial that has just reached a rung's resource is stopped
+    unless it is in the top 1/eta of what that rung has recorded so far
+    (``search.asha.rung_stops``)."""
+
+    def __init__(self, policy: RungPolicy):
+        self.policy = policy
+
+    def check(self, view: "StudyView") -> Verdict:
+        live = {t.trial_id for t in view.live()}
+        if not live:
+            return Verdict()
+        name = self.policy.metric.name
+        curves = {t.trial_id: t.curve(name) for t in view.trials.values() if t.state is not TrialState.CANCELLED}
+        failed = {t.trial_id for t in view.trials.values() if t.state is TrialState.FAILED}
+        return Verdict(tuple(sorted(rung_stops(self.policy, curves, live, failed).items())))
+
+
+def rules_of(early_stopping: "EarlyStopping", algorithm: object = None) -> Tuple[StoppingRule, ...]:
+    """A study file's ``early_stopping`` as rules, in the order they are asked, then the
+    algorithm's own (ASHA's stopping mode)."""
     rules: List[StoppingRule] = []
     if early_stopping.thresholds:
         rules.append(ThresholdRule(early_stopping.thresholds))
@@ -176,4 +200,6 @@ def rules_of(early_stopping: "EarlyStopping") -> Tuple[StoppingRule, ...]:
         rules.append(FailureShareRule(early_stopping.failure))
     if early_stopping.policies:
         rules.append(TrialPolicyRule(early_stopping.policies))
+    if isinstance(algorithm, AshaConfig) and algorithm.mode == "stopping":
+        rules.append(RungRule(stopping_policy(algorithm)))
     return tuple(rules)

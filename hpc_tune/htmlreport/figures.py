@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..results import Study, TrialResult
 
@@ -393,6 +394,8 @@ def _population(study: Study) -> List[Any]:
     sc = ax.scatter(a[:, 0], a[:, 1], c=a[:, 2], cmap=CMAP if study.optimization == "maximize" else CMAP + "_r",
                     s=28, zorder=3, edgecolors="#333333", linewidths=0.3, plotnonfinite=True)
     ax.set_yticks(range(len(members)), [f"member {m}" for m in members], fontsize=7)
+    if x_label == "interval":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(x_label)
     ax.grid(alpha=0.3)
     ax.autoscale()

@@ -62,6 +62,7 @@ def resource_use(study: Study) -> Dict[str, float]:
 
 
 def summary_rows(study: Study) -> List[Tuple[str, str]]:
+    """(label, plain text) of the summary; the page escapes both."""
     counts = study.counts()
     best = study.best
     use = resource_use(study)
@@ -74,12 +75,12 @@ def summary_rows(study: Study) -> List[Tuple[str, str]]:
     rows = [("state", study.state + (f": {study.reason}" if study.reason else "")),
             ("algorithm", study.algorithm + (f", metric {study.metric} ({study.optimization})" if study.metric
                                               else ", no metric")),
-            ("trials", f"{len(study.trials)}: " + (", ".join(
-                f'<span class="state-{k}">{n} {k}</span>' for k, n in sorted(counts.items())) or "none yet"))]
+            ("trials", f"{len(study.trials)}: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+                                                    or "none yet"))]
     if best is not None:
         params = ", ".join(f"{k} = {v:.6g}" if isinstance(v, float) else f"{k} = {v}" for k, v in best.params.items())
         rows.append(("best trial", f"trial {best.id}: {study.metric} = {best.value:.6g}"
-                     + (f" @ {best.resource:g}" if best.resource is not None else "") + f" ({html.escape(params)})"))
+                     + (f" @ {best.resource:g}" if best.resource is not None else "") + f" ({params})"))
     elif study.metric:
         rows.append(("best trial", f"none yet (no trial has a value of {study.metric})"))
     rows += [
@@ -131,7 +132,8 @@ def _table_json(study: Study) -> str:
             r["run_time_s"] = round(r["run_time_s"], 1)
     payload = {"columns": columns, "rows": [[r.get(c) for c in columns] for r in rows], "max_rows": MAX_TABLE_ROWS}
     text = json.dumps(payload, separators=(",", ":"), allow_nan=False, default=str)
-    return text.replace("</", "<\\/")  # never ends the script element early
+    # no markup character in the script element: it never ends early, nothing in it reads as HTML
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def render_page(study: Study, sections: Sequence[Union[Drawn, Missing]]) -> str:
@@ -147,7 +149,7 @@ def render_page(study: Study, sections: Sequence[Union[Drawn, Missing]]) -> str:
         + (" (the study was still running: a snapshot of that moment)" if study.ended is None else "") + "</p>",
         f"<nav>{nav}</nav>", '<h2 id="summary">Summary</h2><table class="facts">',
     ]
-    parts += [f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in summary_rows(study)]
+    parts += [f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in summary_rows(study)]
     parts.append("</table>")
     for w in study.warnings[-10:]:
         parts.append(f'<p class="warn">warning: {html.escape(w)}</p>')

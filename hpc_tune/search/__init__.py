@@ -17,6 +17,9 @@ _MODULES: Dict[str, str] = {
     "random": "random_search",
     "mapping": "mapping",
     "hyperband": "hyperband",
+    "bohb": "hyperband",  # Hyperband with the KDE sampler
+    "asha": "asha",
+    "pbt": "pbt",
     "bayes": "bayes",
     "hyperopt": "hyperopt_search",
     "iterative": "iterative",

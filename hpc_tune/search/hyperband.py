@@ -40,6 +40,12 @@ With few slots the start order also makes bracket s_max's winner, the most selec
 configuration, usually the first trial to end at R, where longest-chain-first would
 put bracket 0's unselected configurations.
 
+Sampler (``sampler:``; ``bohb:`` is ``sampler: kde``): with ``random`` (the default) the
+fresh configurations of bracket s are drawn as described below, from ``sub_rng(seed, s)``,
+so plans of existing studies never change. With any other sampler each fresh
+configuration j of bracket s comes from ``samplers.propose`` with ``sub_rng(seed, s, j)``
+and the history as it is when the configuration is created (the journal keeps it).
+
 Duplicates: the fresh configurations of a bracket are drawn without repeats, with
 at most ``MAX_DRAWS_PER_CONFIG`` draws per configuration. When the space has fewer
 distinct points than the bracket needs (or the draws keep hitting the same points),
@@ -58,6 +64,7 @@ import numpy as np
 
 from ..space import Space, clean_number, params_key
 from ..spec.model import HyperbandConfig
+from . import samplers
 from .base import History, SearchResult, Suggestion, TrialRecord, TrialState, minimizing, sub_rng
 
 Resource = Union[int, float]
@@ -314,6 +321,23 @@ def _fresh_configs(space: Space, seed: int, s: int, count: int) -> Tuple[List[Di
     return configs, repeats
 
 
+def _model_configs(space: Space, config: HyperbandConfig, history: History, seed: int,
+                   planned: List[_Planned]) -> Dict[int, Tuple[Dict[int, Dict[str, Any]], Set[int]]]:
+    """Fresh configurations from the study's sampler (``sampler: kde|model``), one per
+    planned trial, each drawn with ``sub_rng(seed, s, j)`` from the history as it is
+    now: configurations handed out in this call count as pending for the next."""
+    observed, pending = samplers.observations_of(history, config.metric)
+    out: Dict[int, Tuple[Dict[int, Dict[str, Any]], Set[int]]] = {}
+    for p in planned:
+        params = samplers.propose(space, config.sampler, observed, 1, sub_rng(seed, p.s, p.config), pending)[0]
+        configs, repeats = out.setdefault(p.s, ({}, set()))
+        if samplers.repeats(observed, pending, [params]):
+            repeats.add(p.config)
+        configs[p.config] = params
+        pending.append(params)
+    return out
+
+
 # -------------------------------------------------------------------------- public
 
 
@@ -336,7 +360,10 @@ def suggest(space: Space, config: HyperbandConfig, history: History, seed: int, 
     for p in chosen:
         if p.parent is None:
             fresh_needed[p.s] = max(fresh_needed.get(p.s, 0), p.config + 1)
-    fresh = {s: _fresh_configs(space, seed, s, count) for s, count in fresh_needed.items()}
+    if config.sampler.kind == "random":
+        fresh = {s: _fresh_configs(space, seed, s, count) for s, count in fresh_needed.items()}
+    else:
+        fresh = _model_configs(space, config, history, seed, [p for p in chosen if p.parent is None])
 
     suggestions: List[Suggestion] = []
     repeated: Dict[int, int] = {}

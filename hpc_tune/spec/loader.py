@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import math
 import os
+from fractions import Fraction
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import SpecError
 from ..space import Space, clean_number
 from .model import (
+    KEEP_CHECKPOINTS,
     MAXIMIZE,
     MINIMIZE,
+    SAMPLERS,
     AlgorithmConfig,
+    AshaConfig,
     BayesConfig,
     EarlyStopping,
     FailureStop,
@@ -21,9 +25,12 @@ from .model import (
     IterativeConfig,
     MappingConfig,
     Metric,
+    ModelSamplerConfig,
+    PbtConfig,
     RandomConfig,
     ResourceConfig,
     RunTemplate,
+    SamplerConfig,
     SlurmOptions,
     Spec,
     Threshold,
@@ -49,8 +56,20 @@ STUDY_KEYS = {"matrix", "settings", "hptuning", "declarations", "params", "input
 
 MAX_BRACKETS = 40  # eta^40 > R for any sensible study; more is a typo (eta: 1.001)
 MAX_TRIALS = 1_000_000  # a plan is computed whole: keep it to what a cluster could run
-V0_ALGORITHMS = ("grid_search", "random_search", "hyperband", "bo")
-V1_KINDS = ("grid", "random", "mapping", "hyperband", "bayes", "hyperopt", "iterative", "tpe")
+V0_ALGORITHMS = ("grid_search", "random_search", "hyperband", "bo", "asha", "bohb", "pbt")
+V1_KINDS = ("grid", "random", "mapping", "hyperband", "bayes", "hyperopt", "iterative", "tpe", "asha", "bohb", "pbt")
+HYPERBAND_KEYS = {"eta", "resource", "metric", "resume", "sampler"}
+# BOHB's model (Falkner et al. 2018), with HpBandSter's defaults; `bohb:` and `sampler: kde`.
+# (gen D's `topNPercent` reads as `top_npercent`: both spellings are accepted)
+KDE_KEYS = {"top_n_percent", "top_npercent", "random_fraction", "num_samples", "bandwidth_factor", "min_bandwidth",
+            "min_points_in_model"}
+# hpc-tune's own surrogate (`sampler: model`, search/model_sampler.py): a subset of the KDE keys' names.
+MODEL_KEYS = {"random_fraction", "min_points_in_model"}
+ASHA_KEYS = {"resource", "metric", "min_resource", "max_resource", "eta", "min_early_stopping_rate", "mode",
+             "resume", "sampler"}
+PBT_KEYS = {"population_size", "resource", "perturbation_interval", "max_resource", "metric", "quantile_fraction",
+            "resample_probability", "perturbation_factors", "keep_checkpoints"}
+MAX_PBT_TRIALS = MAX_TRIALS
 ACQUISITIONS = ("ucb", "ei", "poi")
 
 
@@ -125,7 +144,7 @@ def build_spec(data: Any, source: Source, base_dir: str) -> Spec:
     algorithm: AlgorithmConfig = search["algorithm"]
     known = dict(constants)
     known.update({name: None for name in space})
-    if isinstance(algorithm, HyperbandConfig):
+    if isinstance(algorithm, (HyperbandConfig, AshaConfig, PbtConfig)):
         known[algorithm.resource.name] = None
     if cmd is not None:
         try:
@@ -207,12 +226,27 @@ def _v0_search(sec: Section, top_matrix: Optional[Section], warnings: List[str],
             _check_plan_size(space, algorithm.n_trials, matrix)
         else:
             algorithm = RandomConfig(n_trials=_random_n(n_sec, n_key, space, warnings))
-    elif algo_name == "hyperband":
-        block = sec.mapping("hyperband")
-        block.check_keys({"max_iter", "eta", "resource", "metric", "resume", "seed"})
+    elif algo_name in ("hyperband", "bohb"):
+        block = sec.mapping(algo_name)
+        # the sampler's keys: `_sampler` refuses those of another sampler, where they stand
+        block.check_keys({"max_iter", "seed"} | HYPERBAND_KEYS | KDE_KEYS)
         seed = block.number("seed", seed, integer=True, minimum=0)
-        algorithm = _hyperband(block, space, "max_iter")
+        algorithm = _hyperband(block, space, "max_iter", bohb=algo_name == "bohb")
         metric = algorithm.metric
+    elif algo_name == "asha":
+        block = sec.mapping("asha")
+        block.check_keys({"n_experiments", "seed"} | ASHA_KEYS | KDE_KEYS)
+        seed = block.number("seed", seed, integer=True, minimum=0)
+        algorithm = _asha(block, space, "n_experiments")
+        metric = algorithm.metric
+    elif algo_name == "pbt":
+        block = sec.mapping("pbt")
+        block.check_keys({"seed"} | PBT_KEYS)
+        seed = block.number("seed", seed, integer=True, minimum=0)
+        algorithm = _pbt(block, space)
+        metric = algorithm.metric
+        if not (sec.has("concurrency") or sec.has("concurrent_experiments")):
+            concurrency = algorithm.population_size  # DIALECT: the members train at once
     else:
         block = sec.mapping("bo")
         block.check_keys({"n_iterations", "n_initial_trials", "metric", "utility_function", "seed"})
@@ -289,21 +323,154 @@ def _metric(sec: Section) -> Metric:
     return Metric(sec.string("name"), sec.string("optimization", MINIMIZE, choices=(MINIMIZE, MAXIMIZE)))
 
 
-def _hyperband(block: Section, space: Space, max_iter_key: str) -> HyperbandConfig:
+def _hyperband(block: Section, space: Space, max_iter_key: str, bohb: bool = False) -> HyperbandConfig:
+    name = "BOHB" if bohb else "Hyperband"
     max_iter = block.number(max_iter_key, minimum=1)
     eta = block.number("eta", 3, minimum=1, exclusive=True)
     if math.log(max_iter) / math.log(eta) > MAX_BRACKETS:
         block.fail(f"max_iter {max_iter:g} with eta {eta:g} makes more than {MAX_BRACKETS} brackets; "
                    f"use a larger eta or a smaller max_iter", key="eta")
+    resource = _resource(block, space, name)
+    if not block.has("metric"):
+        block.fail(f"{name} needs `metric: {{name: ..., optimization: minimize|maximize}}`")
+    if bohb and block.has("sampler"):
+        block.fail("`bohb` always samples with its KDE model; remove `sampler` (or use `hyperband` with "
+                   "`sampler: kde|model`)", key="sampler")
+    return HyperbandConfig(max_iter=max_iter, eta=eta, resource=resource, metric=_metric(block.child("metric")),
+                           resume=block.boolean("resume", False),
+                           sampler=_sampler(block, space, "kde" if bohb else None),
+                           kind="bohb" if bohb else "hyperband")
+
+
+def _resource(block: Section, space: Space, algorithm: str) -> ResourceConfig:
     rsec = block.mapping("resource", required=True)
     rsec.check_keys({"name", "type"})
     resource = ResourceConfig(rsec.string("name"), rsec.string("type", "float", choices=("int", "float")))
     if resource.name in space:
-        rsec.fail(f"the resource `{resource.name}` is also a searched parameter; Hyperband sets it", key="name")
+        rsec.fail(f"the resource `{resource.name}` is also a searched parameter; {algorithm} sets it", key="name")
+    return resource
+
+
+def _sampler(block: Section, space: Space, fixed: Optional[str]) -> SamplerConfig:
+    """``sampler: random|kde|model`` and the KDE keys (BOHB's, HpBandSter's defaults).
+
+    ``fixed``: the sampler the algorithm implies (``bohb`` is Hyperband with ``kde``)."""
+    kind = fixed or block.string("sampler", "random", choices=SAMPLERS)
+    kde_keys = [k for k in sorted(KDE_KEYS - (MODEL_KEYS if kind == "model" else set())) if block.has(k)]
+    if kde_keys and kind != "kde":
+        also = f"; `sampler: model` takes {' and '.join(sorted(MODEL_KEYS))}" if kind == "model" else ""
+        block.fail(f"`{kde_keys[0]}` sets BOHB's KDE model: it needs `sampler: kde` (this block samples with "
+                   f"`{kind}`{also})", key=kde_keys[0])
+    if kind == "model":
+        fraction = block.number("random_fraction", ModelSamplerConfig.random_fraction, minimum=0)
+        if fraction > 1:
+            block.fail(f"expected a probability in [0, 1], got {fraction!r}", key="random_fraction")
+        return SamplerConfig(kind=kind, model=ModelSamplerConfig(
+            random_fraction=float(fraction),
+            min_points_in_model=block.number("min_points_in_model", None, integer=True, minimum=1)))
+    top_key = "top_npercent" if block.has("top_npercent") else "top_n_percent"
+    top = block.number(top_key, 15.0, minimum=0, exclusive=True)
+    if top > 100:
+        block.fail(f"expected a percentage in (0, 100], got {top!r}", key=top_key)
+    fraction = block.number("random_fraction", 1.0 / 3.0, minimum=0)
+    if fraction > 1:
+        block.fail(f"expected a probability in [0, 1], got {fraction!r}", key="random_fraction")
+    min_points = block.number("min_points_in_model", None, integer=True, minimum=1)
+    return SamplerConfig(
+        kind=kind,
+        top_n_percent=float(top),
+        random_fraction=float(fraction),
+        num_samples=block.number("num_samples", 64, integer=True, minimum=1),
+        bandwidth_factor=float(block.number("bandwidth_factor", 3.0, minimum=0, exclusive=True)),
+        min_bandwidth=float(block.number("min_bandwidth", 1e-3, minimum=0, exclusive=True)),
+        min_points_in_model=min_points,
+    )
+
+
+def _ladder_length(r: float, R: float, eta: float) -> int:
+    """How many resources r·η^k (k = 0, 1, ...) are at most R, in exact arithmetic (as
+    ``search.asha.rungs`` counts them: a float power of 3 can miss 243)."""
+    exact = [Fraction(repr(float(x))) if isinstance(x, float) else Fraction(x) for x in (r, R, eta)]
+    x, count = exact[0], 0
+    while x <= exact[1]:
+        count += 1
+        x *= exact[2]
+    return count
+
+
+def _asha(block: Section, space: Space, n_key: str) -> AshaConfig:
+    max_resource = block.number("max_resource", minimum=0, exclusive=True)
+    min_resource = block.number("min_resource", 1, minimum=0, exclusive=True)
+    if min_resource > max_resource:
+        block.fail(f"min_resource ({min_resource:g}) must not exceed max_resource ({max_resource:g})",
+                   key="min_resource")
+    eta = block.number("eta", 3, minimum=1, exclusive=True)
+    if math.log(max_resource / min_resource) / math.log(eta) > MAX_BRACKETS:
+        block.fail(f"max_resource / min_resource = {max_resource / min_resource:g} with eta {eta:g} makes more "
+                   f"than {MAX_BRACKETS} rungs; use a larger eta or a larger min_resource", key="eta")
+    skip = block.number("min_early_stopping_rate", 0, integer=True, minimum=0)
+    ladder = _ladder_length(min_resource, max_resource, eta)
+    if skip >= ladder:
+        block.fail(f"min_early_stopping_rate {skip} skips every rung: min_resource {min_resource:g} times eta "
+                   f"{eta:g} to the power {skip} is beyond max_resource {max_resource:g}; expected at most "
+                   f"{ladder - 1}", key="min_early_stopping_rate")
+    resource = _resource(block, space, "ASHA")
     if not block.has("metric"):
-        block.fail("Hyperband needs `metric: {name: ..., optimization: minimize|maximize}`")
-    return HyperbandConfig(max_iter=max_iter, eta=eta, resource=resource, metric=_metric(block.child("metric")),
-                           resume=block.boolean("resume", False))
+        block.fail("ASHA needs `metric: {name: ..., optimization: minimize|maximize}`")
+    if not block.has(n_key):
+        block.fail(f"ASHA needs `{n_key}`: how many configurations start at the bottom rung, in all")
+    n_trials = block.number(n_key, integer=True, minimum=1)
+    if n_trials > MAX_TRIALS:
+        block.fail(f"{n_trials} configurations is more than hpc-tune plans ({MAX_TRIALS})", key=n_key)
+    mode = block.string("mode", "promotion", choices=("promotion", "stopping"))
+    if mode == "stopping" and block.has("resume"):
+        block.fail("`resume` is for promotion mode: in stopping mode each configuration is one trial that "
+                   "runs to max_resource", key="resume")
+    return AshaConfig(max_resource=max_resource, resource=resource, metric=_metric(block.child("metric")),
+                      n_trials=n_trials, min_resource=min_resource, eta=eta, min_early_stopping_rate=skip,
+                      mode=mode, resume=block.boolean("resume", True), sampler=_sampler(block, space, None))
+
+
+def _pbt(block: Section, space: Space) -> PbtConfig:
+    for key in ("population_size", "perturbation_interval", "max_resource"):
+        if not block.has(key):
+            block.fail(f"PBT needs `{key}`")
+    population = block.number("population_size", integer=True, minimum=2)
+    interval = block.number("perturbation_interval", minimum=0, exclusive=True)
+    max_resource = block.number("max_resource", minimum=0, exclusive=True)
+    if interval > max_resource:
+        block.fail(f"perturbation_interval ({interval:g}) is longer than max_resource ({max_resource:g}): "
+                   f"no member would ever be compared", key="perturbation_interval")
+    if population * math.ceil(max_resource / interval) > MAX_PBT_TRIALS:
+        block.fail(f"{population} members x {math.ceil(max_resource / interval)} intervals is more than hpc-tune "
+                   f"plans ({MAX_PBT_TRIALS} trials); use a longer perturbation_interval",
+                   key="perturbation_interval")
+    resource = _resource(block, space, "PBT")
+    if resource.type == "int" and (interval != int(interval) or max_resource != int(max_resource)):
+        block.fail("an `int` resource needs a whole perturbation_interval and max_resource",
+                   key="perturbation_interval" if interval != int(interval) else "max_resource")
+    if not block.has("metric"):
+        block.fail("PBT needs `metric: {name: ..., optimization: minimize|maximize}`")
+    quantile = block.number("quantile_fraction", 0.25, minimum=0, exclusive=True)
+    if quantile > 0.5:
+        block.fail(f"expected a fraction in (0, 0.5] (the bottom fraction copies from the top one; they must not "
+                   f"overlap), got {quantile!r}", key="quantile_fraction")
+    resample = block.number("resample_probability", 0.25, minimum=0)
+    if resample > 1:
+        block.fail(f"expected a probability in [0, 1], got {resample!r}", key="resample_probability")
+    fsec = block.child("perturbation_factors")
+    factors: Tuple[float, ...] = (0.8, 1.2)
+    if block.has("perturbation_factors"):
+        if not isinstance(fsec.data, list) or not fsec.data:
+            fsec.fail("expected a non-empty list of positive numbers, e.g. [0.8, 1.2]")
+        for i, f in enumerate(fsec.data):
+            if isinstance(f, bool) or not isinstance(f, (int, float)) or not (math.isfinite(f) and f > 0):
+                fsec.child(i).fail(f"expected a positive number (a factor such as 0.8 or 1.2), got {f!r}")
+        factors = tuple(float(f) for f in fsec.data)
+    return PbtConfig(population_size=population, resource=resource, perturbation_interval=interval,
+                     max_resource=max_resource, metric=_metric(block.child("metric")), quantile_fraction=quantile,
+                     resample_probability=resample, perturbation_factors=factors,
+                     keep_checkpoints=block.string("keep_checkpoints", "needed", choices=KEEP_CHECKPOINTS))
 
 
 def _bayes(block: Section, n_iter_key: str, n_init_key: str) -> BayesConfig:
@@ -405,7 +572,10 @@ def _v1_search(matrix: Section, warnings: List[str]) -> Dict[str, Any]:
         "grid": common,
         "random": common,
         "mapping": {"kind", "concurrency", "early_stopping", "values", "seed", "metric"},
-        "hyperband": common | {"eta", "resource", "resume"},
+        "hyperband": common | HYPERBAND_KEYS | KDE_KEYS,
+        "bohb": common | HYPERBAND_KEYS | KDE_KEYS,
+        "asha": common | ASHA_KEYS | KDE_KEYS,
+        "pbt": common | PBT_KEYS,
         "bayes": common | {"num_initial_runs", "utility_function"},
         "hyperopt": common | {"algorithm"},
         "tpe": common,
@@ -443,8 +613,14 @@ def _v1_search(matrix: Section, warnings: List[str]) -> Dict[str, Any]:
             _check_plan_size(space, algorithm.n_trials, matrix.mapping("params"))
         elif kind == "random":
             algorithm = RandomConfig(n_trials=_random_n(matrix, n_key, space, warnings))
-        elif kind == "hyperband":
-            algorithm = _hyperband(matrix, space, "max_iterations")
+        elif kind in ("hyperband", "bohb"):
+            algorithm = _hyperband(matrix, space, "max_iterations", bohb=kind == "bohb")
+        elif kind == "asha":
+            algorithm = _asha(matrix, space, "num_runs")
+        elif kind == "pbt":
+            algorithm = _pbt(matrix, space)
+            if concurrency is None:
+                concurrency = algorithm.population_size  # DIALECT: the members train at once
         elif kind == "bayes":
             algorithm = _bayes(matrix, "max_iterations", "num_initial_runs")
         elif kind in ("hyperopt", "tpe"):

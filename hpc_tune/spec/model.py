@@ -44,6 +44,43 @@ class ResourceConfig:
     type: str = "float"  # "int" | "float"
 
 
+SAMPLERS = ("random", "kde", "model")
+
+
+@dataclass(frozen=True)
+class ModelSamplerConfig:
+    """The keys of ``sampler: model`` (``hpc_tune.search.model_sampler``; docs/samplers.md).
+
+    ``random_fraction``: probability that a new configuration is a random draw instead
+    of the model's; ``min_points_in_model``: finite results a budget needs before the
+    model proposes at it (None: the number of parameters + 1)."""
+
+    random_fraction: float = 0.2
+    min_points_in_model: Optional[int] = None
+
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """How a multi-fidelity searcher draws new bottom-rung configurations
+    (``hpc_tune.search.samplers.propose``).
+
+    ``random``: from the matrix, as random search would. ``kde``: BOHB's model
+    (Falkner et al. 2018) with HpBandSter's defaults, the fields below.
+    ``model``: hpc-tune's own surrogate; its settings live in ``model``
+    (``ModelSamplerConfig``), None for its defaults; the KDE fields do not apply to it.
+    """
+
+    kind: str = "random"  # one of SAMPLERS
+    top_n_percent: float = 15.0
+    random_fraction: float = 1.0 / 3.0
+    num_samples: int = 64
+    bandwidth_factor: float = 3.0
+    min_bandwidth: float = 1e-3
+    min_points_in_model: Optional[int] = None  # None: number of parameters + 1
+    model: Optional[ModelSamplerConfig] = None  # settings of `sampler: model`; None: its defaults
+
+
 @dataclass(frozen=True)
 class HyperbandConfig:
     max_iter: float  # R
@@ -51,7 +88,47 @@ class HyperbandConfig:
     resource: ResourceConfig
     metric: Metric
     resume: bool = False
-    kind: str = "hyperband"
+    sampler: SamplerConfig = SamplerConfig()
+    kind: str = "hyperband"  # "bohb" when written as `bohb:` (Hyperband with the KDE sampler)
+
+
+@dataclass(frozen=True)
+class AshaConfig:
+    """Asynchronous successive halving (Li et al., MLSys 2020, Algorithm 2).
+
+    Rung k trains to ``min_resource * eta**(min_early_stopping_rate + k)``, up to
+    ``max_resource`` (one last rung at R when R is not on the ladder)."""
+
+    max_resource: float  # R
+    resource: ResourceConfig
+    metric: Metric
+    n_trials: int  # `n_experiments`: configurations started at the bottom rung, in all
+    min_resource: float = 1  # r
+    eta: float = 3
+    min_early_stopping_rate: int = 0  # s
+    mode: str = "promotion"  # "promotion" | "stopping"
+    resume: bool = True
+    sampler: SamplerConfig = SamplerConfig()
+    kind: str = "asha"
+
+
+KEEP_CHECKPOINTS = ("needed", "all")
+
+
+@dataclass(frozen=True)
+class PbtConfig:
+    """Population Based Training (Jaderberg et al. 2017), asynchronous."""
+
+    population_size: int
+    resource: ResourceConfig
+    perturbation_interval: float
+    max_resource: float
+    metric: Metric
+    quantile_fraction: float = 0.25
+    resample_probability: float = 0.25
+    perturbation_factors: Tuple[float, ...] = (0.8, 1.2)
+    keep_checkpoints: str = "needed"  # "needed": delete what no trial can copy any more; "all"
+    kind: str = "pbt"
 
 
 @dataclass(frozen=True)
@@ -94,8 +171,11 @@ class IterativeConfig:
 
 
 AlgorithmConfig = Union[
-    GridConfig, RandomConfig, MappingConfig, HyperbandConfig, BayesConfig, HyperoptConfig, IterativeConfig
+    GridConfig, RandomConfig, MappingConfig, HyperbandConfig, BayesConfig, HyperoptConfig, IterativeConfig,
+    AshaConfig, PbtConfig,
 ]
+# Algorithms whose trials are told a resource (the total to reach): its name is a template value.
+MultiFidelityConfig = Union[HyperbandConfig, AshaConfig, PbtConfig]
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ STUDIES: Dict[str, str] = {
             x: {uniform: [0, 1]}
             y: {values: [0, 1, 2]}
         run:
-          cmd: TRIAL --x={{ x }} --y={{ y }} --steps=12 --sleep=0.15 --fail-above=0.88
+          cmd: TRIAL --x={{ x }} --y={{ y }} --steps=12 --sleep=0.3 --fail-above=0.88
         """,
     "hyperband": """
         hptuning:
@@ -51,6 +51,38 @@ STUDIES: Dict[str, str] = {
           hyperband:
             max_iter: 9
             eta: 3
+            resource: {name: resource, type: int}
+            metric: {name: loss, optimization: minimize}
+          matrix:
+            x: {uniform: [0, 1]}
+            lr: {loguniform: [-9.2, -2.3]}
+        run:
+          cmd: TRIAL --x={{ x }} --y={{ lr }} --resource={{ resource }}
+        """,
+    "asha": """
+        hptuning:
+          concurrency: 4
+          seed: 3
+          asha:
+            min_resource: 1
+            max_resource: 9
+            eta: 3
+            n_experiments: 9
+            resource: {name: resource, type: int}
+            metric: {name: loss, optimization: minimize}
+          matrix:
+            x: {uniform: [0, 1]}
+            lr: {loguniform: [-9.2, -2.3]}
+        run:
+          cmd: TRIAL --x={{ x }} --y={{ lr }} --resource={{ resource }}
+        """,
+    "pbt": """
+        hptuning:
+          seed: 3
+          pbt:
+            population_size: 4
+            perturbation_interval: 2
+            max_resource: 6
             resource: {name: resource, type: int}
             metric: {name: loss, optimization: minimize}
           matrix:

@@ -26,7 +26,10 @@ EXPECTED = {
     "bo": {"history", "parallel", "importance", "curves", "timeline"},
     "asha": {"history", "parallel", "importance", "curves", "fidelity", "timeline"},
     "pbt": {"history", "parallel", "importance", "curves", "fidelity", "population-params", "timeline"},
-    "resubmitted": {"history", "parallel", "importance", "curves", "timeline"},
+    # journals written event by event (tests/report/synthetic.py): larger, with resubmissions
+    "asha-journal": {"history", "parallel", "importance", "curves", "fidelity", "timeline"},
+    "pbt-journal": {"history", "parallel", "importance", "curves", "fidelity", "population-params", "timeline"},
+    "resubmitted-journal": {"history", "parallel", "importance", "curves", "timeline"},
 }
 
 FIGURES_JS = """
@@ -42,8 +45,9 @@ def study_of(kind: str, studies, tmp_path_factory) -> str:
     if kind in studies:
         return studies[kind]
     root = tmp_path_factory.mktemp(f"synthetic-{kind}")
+    shape = kind.split("-")[0]
     return write_study(str(root / kind), n_trials=96, n_steps=12,
-                       kind="random" if kind == "resubmitted" else kind, seed=3)
+                       kind="random" if shape == "resubmitted" else shape, seed=3)
 
 
 def ink(png: bytes) -> float:
@@ -185,3 +189,27 @@ def test_summary_hours_from_the_journal(tmp_path):
     assert rows["GPUs per trial"] == "2"
     assert rows["used by trials"].startswith(f"{2 * run['all']:.2f} GPU-hours")
     assert f"failed {2 * run['failed']:.2f} GPU-hours" in rows["of which spent on trials that ended badly"]
+
+
+def test_text_from_the_study_is_escaped(tmp_path):
+    """Reasons, parameter values and metric names reach the page as text, never as markup."""
+    study_dir = Path(write_study(str(tmp_path / "syn"), n_trials=12, n_steps=3, seed=4))
+    evil = "<script>alert(1)</script>"
+    journal = (study_dir / "journal.jsonl").read_text().replace('"act":"tanh"', '"act":"<img src=x onerror=alert(2)>"')
+    journal = journal.replace('"reason":"all 12 trials ended"', json.dumps({"reason": evil})[1:-1])
+    journal = journal.replace('"acc":', '"</script><b>acc":')
+    (study_dir / "journal.jsonl").write_text(journal)
+    study = hpc_tune.load_study(str(study_dir))
+    assert study.reason == evil and "</script><b>acc" in study.metrics
+    out = tmp_path / "r.html"
+    cli("report", str(study_dir), "-o", str(out))
+    text = out.read_text()
+    assert evil not in text and "<img src=x" not in text and "</script><b>" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    if shutil.which("chromium"):
+        with HeadlessChromium() as browser:
+            page = browser.open(out.as_uri())
+            assert page.console_errors == []
+            assert page.evaluate("document.querySelectorAll('#trials-table img, #trials-table b').length") == 0
+            assert "last.</script><b>acc" in page.evaluate(
+                "Array.from(document.querySelectorAll('#trials-table th')).map(th => th.textContent)")

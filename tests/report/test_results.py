@@ -39,6 +39,10 @@ def test_every_reported_number_is_in_the_study(studies):
     assert len(study.trials) == 12
     for t in study.trials:
         lines = result_lines(study_dir, t.id)
+        # a completed trial's every line is in the journal; a stopped or failed one may have
+        # written more after the controller ended it, which do not count
+        assert t.n_reports == len(lines) if t.state == "completed" else t.n_reports <= len(lines)
+        lines = lines[:t.n_reports]
         expected = {}
         for n, line in enumerate(lines):
             for k, v in line.items():
@@ -217,3 +221,28 @@ def test_a_010_journal_loads_as_010_folded_it(tmp_path, name):
     if name == "grid_retries":
         outcomes = {a.outcome for t in study.trials for a in t.attempts}
         assert {"completed", "failed", "cancelled", "retried", "preempted"} <= outcomes
+
+
+def test_asha_and_pbt_records(studies):
+    asha = hpc_tune.load_study(studies["asha"])
+    assert asha.algorithm == "asha" and asha.algorithm_settings["resource"] == "resource"
+    promoted = [t for t in asha.trials if t.meta.get("parent") is not None]
+    assert promoted, "ASHA promoted nothing"
+    for t in promoted:
+        parent = asha.trial(t.meta["parent"])
+        assert t.meta["rung"] == parent.meta["rung"] + 1 and t.resource > parent.resource
+        assert t.params == parent.params and t.resume_from == parent.id  # resume: true
+    pbt = hpc_tune.load_study(studies["pbt"])
+    assert pbt.algorithm == "pbt" and sorted({t.meta["member"] for t in pbt.trials}) == [0, 1, 2, 3]
+    for t in pbt.trials:
+        if t.meta["interval"] == 0:
+            assert t.resume_from is None
+        else:  # a later interval starts from its own member's last checkpoint, or a donor's (exploit)
+            source = pbt.trial(t.resume_from)
+            assert source.id < t.id and source.resource < t.resource
+            if t.meta.get("donor") is None:
+                assert (source.meta["member"], source.meta["interval"]) == (t.meta["member"], t.meta["interval"] - 1)
+            else:
+                assert source.meta["member"] == t.meta["donor"] != t.meta["member"]
+    rows = pbt.rows()
+    assert all("resume_from" in r and "member" in r and "interval" in r for r in rows)

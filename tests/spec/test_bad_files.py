@@ -6,7 +6,6 @@ is accepted runs every trial to the end, and no value ever runs as shell code.""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import shutil
@@ -48,17 +47,6 @@ def run(capsys, *argv: str) -> Tuple[int, str, str]:
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err and "internal error" not in err
     return code, out, err
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_log_handlers():
-    """`submit --foreground` logs to the terminal of its run; in one process, that terminal
-    (capsys's) is gone after each test."""
-    logger = logging.getLogger("hpc_tune")
-    before = list(logger.handlers)
-    yield
-    for handler in logger.handlers[len(before):]:
-        logger.removeHandler(handler)
 
 
 @pytest.fixture

@@ -1,0 +1,390 @@
+"""hpc-tune's own multi-fidelity sampler (``sampler: model``): one Gaussian process over
+configurations and resources, expected improvement at the largest well-observed budget.
+
+Public entry point (stable; ``samplers.propose`` dispatches ``sampler: model`` here, the
+benchmarks call it directly)::
+
+    propose(space, config, observations, n, rng, pending=()) -> List[params]
+
+with the arguments of the sampler seam (``hpc_tune.search.samplers``): ``config`` a
+``spec.model.SamplerConfig`` whose ``model`` field is a ``ModelSamplerConfig`` (or None
+for the defaults), ``observations`` the study's ended trials as
+``Observation(params, resource, value)`` (value to minimise, None when failed),
+``pending`` the parameters of live trials, ``rng`` derived by the caller from the seed
+and the position in the study. The first k proposals of a call for n are those of a call
+for k, and the same arguments always give the same proposals.
+
+The model (as MOBSTER does, Klein et al. 2020, with its ``matern52`` resource kernel):
+
+* inputs are ``space.encode``d configurations (log axes, one-hot categories, the CDF of
+  normals) plus one column for the resource, ``log r`` scaled to [0, 1] between the
+  smallest and the largest resource observed; outputs are the finite values of every
+  budget, warped and standardised as the BO searcher does (``warp``: its Yeo-Johnson
+  warp, fitted faster);
+* the GP is the BO searcher's (``bayes._fit_gp``: ``ConstantKernel * Matern(5/2)`` with
+  one length scale per axis, the resource's included, plus noise; maximum a posteriori
+  hyperparameters under the same priors). Failed trials are left out of the fit, as in
+  the BO searcher. Above ``MAX_FIT_POINTS`` results the fit keeps the results of the
+  largest budgets, best first;
+* the hyperparameters are fitted on the first ``hyperparameter_fit_size(n)`` of the n
+  results (a geometric grid: 10, 12, 14, 16, 19, 22, 26, ...; thinned at a regular
+  stride above ``MAX_HYPERPARAMETER_POINTS``), the GP is then conditioned on the results
+  it keeps. A MAP fit costs tens of likelihood evaluations, conditioning
+  one Cholesky factorisation, and the hyperparameters move little between 100 and 110
+  results; so a study refits them about log(n)/log(1.2) times instead of once per new
+  configuration. The fit depends only on those results (no random restarts), so it is
+  memoised by their content: Hyperband and ASHA ask for one configuration at a time with
+  the same observations and a growing ``pending``. The memo changes no result
+  (``tests/search/test_model_sampler.py``);
+* the acquisition budget b* is the largest resource with at least
+  ``min_points_in_model`` finite results (Syne Tune's and BOHB's choice); until one
+  exists every proposal is a random draw. The acquisition is the (log) expected
+  improvement at b* over the best value observed at b*;
+* it is maximised over random points of the cube and points around the five best
+  configurations at b*, then refined by a local search around the best three, then
+  snapped to the space (``space.decode``) and checked for repeats: a configuration
+  already observed, pending or proposed in this call is taken only when nothing else is
+  found;
+* pending trials and the proposals already made in the call count as observed at b* at
+  the model's mean there (the kriging believer, as in the BO searcher), so concurrent
+  proposals differ;
+* with probability ``random_fraction`` a proposal is a random draw instead (SMAC3's
+  random interleaving, whose hyperparameter and multi-fidelity facades use the same
+  0.2), which keeps a misled model from ever closing the search.
+
+Keys (``sampler: model`` in ``hyperband``/``asha``; ``spec.model.ModelSamplerConfig``;
+docs/samplers.md):
+
+* ``random_fraction``: probability that a proposal is a random draw (default 0.2);
+* ``min_points_in_model``: finite results a budget needs before the model proposes at
+  it (default: number of parameters + 1).
+"""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+
+import numpy as np
+from scipy import optimize
+from sklearn.gaussian_process import GaussianProcessRegressor
+
+from ..space import Space, params_key
+from ..spec.model import BayesConfig, GaussianProcessConfig, Metric, ModelSamplerConfig, SamplerConfig
+from .bayes import _JITTER, _fit_gp, _Model, _one_blas_thread, _standardise
+from .kde_sampler import child_rngs
+from .samplers import MAX_DRAWS_PER_CONFIG, Observation
+
+__all__ = ["ModelSamplerConfig", "Observation", "propose", "MAX_FIT_POINTS"]
+
+Key = Tuple[Tuple[str, str], ...]
+
+#: results the GP is conditioned on at most, and the hyperparameters fitted on (the
+#: costs are cubic in them)
+MAX_FIT_POINTS = 200
+MAX_HYPERPARAMETER_POINTS = 128
+#: random candidates in the cube, local candidates around the best configurations at b*
+_N_RANDOM = 512
+_N_LOCAL = 256
+_N_CENTRES = 5
+_LOCAL_SCALES = (0.02, 0.1)
+#: local search: candidates around each of the best few, at these scales
+_N_REFINE_STARTS = 3
+_N_REFINE = 64
+_REFINE_SCALES = (0.005, 0.03)
+#: snapped candidates checked for repeats, best first
+_N_SNAP = 64
+#: fitted kernels (and spaces' encodings) kept for later calls with the same observations
+_MEMO_SIZE = 8
+#: encoded configurations kept per space
+_MAX_ENCODINGS = 50_000
+#: the kernel's hyperparameters are refitted when the results grow by about this factor
+_REFIT_GROWTH = 1.2
+
+_EI = BayesConfig(n_initial_trials=0, n_iterations=0, metric=Metric("loss", "minimize"), acquisition="ei")
+_GP = GaussianProcessConfig()
+
+
+def settings(config: SamplerConfig) -> ModelSamplerConfig:
+    model = getattr(config, "model", None)
+    return model if isinstance(model, ModelSamplerConfig) else ModelSamplerConfig()
+
+
+def min_points(space: Space, opts: ModelSamplerConfig) -> int:
+    if opts.min_points_in_model is None:
+        return len(space) + 1
+    return max(1, int(opts.min_points_in_model))
+
+
+# --------------------------------------------------------------------------- the data
+
+
+@dataclass(frozen=True)
+class _Data:
+    X: np.ndarray  # encoded configuration + resource column
+    loss: np.ndarray  # as observed (to minimise)
+    resource: np.ndarray
+    u_of: Dict[float, float]  # resource -> its column value
+
+
+_ENCODINGS: "OrderedDict[Space, Dict[Tuple[Any, ...], Tuple[Key, Optional[np.ndarray]]]]" = OrderedDict()
+
+
+def _encoded(space: Space, params: Dict[str, Any]) -> Tuple[Key, Optional[np.ndarray]]:
+    """``params_key(params)`` and ``space.encode(params)`` (None when ``params`` is not a
+    point of this space), memoised: every call sees every observation again, and the two
+    cost ~100 us a configuration in Python, a tenth of the whole proposal at 1,000 trials."""
+    memo = _ENCODINGS.get(space)
+    if memo is None:
+        memo = _ENCODINGS[space] = {}
+        while len(_ENCODINGS) > _MEMO_SIZE:
+            _ENCODINGS.popitem(last=False)
+    try:
+        # the types too: 1, 1.0 and True are equal in Python but not the same value here
+        ident: Optional[Tuple[Any, ...]] = tuple((k, type(v), v) for k, v in params.items())
+        hit = memo.get(ident)  # type: ignore[arg-type]
+    except TypeError:  # an unhashable value (a list from a journal)
+        ident, hit = None, None
+    if hit is not None:
+        return hit
+    key = params_key(params)
+    try:
+        x: Optional[np.ndarray] = space.encode(params)
+        if not np.all(np.isfinite(x)):  # type: ignore[arg-type]
+            x = None
+    except (KeyError, ValueError, TypeError):
+        x = None  # a trial from another version of the space
+    if ident is not None:
+        if len(memo) >= _MAX_ENCODINGS:
+            memo.clear()
+        memo[ident] = (key, x)
+    return key, x
+
+
+def _data(space: Space, observations: Sequence[Observation]) -> Optional[_Data]:
+    xs: List[np.ndarray] = []
+    losses: List[float] = []
+    rs: List[float] = []
+    for ob in observations:
+        if ob.value is None or ob.resource is None:
+            continue
+        try:
+            value, r = float(ob.value), float(ob.resource)
+        except (ValueError, TypeError):
+            continue
+        x = _encoded(space, ob.params)[1]
+        if x is None or not (math.isfinite(value) and math.isfinite(r) and r > 0):
+            continue
+        xs.append(x)
+        losses.append(value)
+        rs.append(r)
+    if not xs:
+        return None
+    r_arr = np.asarray(rs)
+    lo, hi = math.log(r_arr.min()), math.log(r_arr.max())
+    u_of = {r: (0.0 if hi == lo else (math.log(r) - lo) / (hi - lo)) for r in set(rs)}
+    u = np.asarray([u_of[r] for r in rs])
+    return _Data(np.column_stack([np.vstack(xs), u]), np.asarray(losses), r_arr, u_of)
+
+
+def _acquisition_budget(data: _Data, needed: int) -> Optional[float]:
+    budgets, counts = np.unique(data.resource, return_counts=True)
+    ok = budgets[counts >= needed]
+    return float(ok.max()) if len(ok) else None
+
+
+def _kept(data: _Data) -> np.ndarray:
+    """Indices of the results the GP is conditioned on: all of them, or the largest budgets' first,
+    best first, up to MAX_FIT_POINTS (in creation order)."""
+    if len(data.loss) <= MAX_FIT_POINTS:
+        return np.arange(len(data.loss))
+    order = np.lexsort((np.arange(len(data.loss)), data.loss, -data.resource))
+    return np.sort(order[:MAX_FIT_POINTS])
+
+
+def hyperparameter_fit_size(n: int) -> int:
+    """How many results (the first ones) the kernel's hyperparameters are fitted on when
+    ``n`` are used: the largest point of a geometric grid (2, 3, 4, 5, 6, 7, 8, 9, 10, 12,
+    14, 16, 19, ..., each about 1.2 times the last) not above ``n``."""
+    size, nxt = 2, 3
+    while nxt <= n:
+        size, nxt = nxt, max(nxt + 1, int(nxt * _REFIT_GROWTH))
+    return min(size, n)
+
+
+def warp(loss: np.ndarray) -> np.ndarray:
+    """The BO searcher's output warp (``bayes._transform_y``: standardise, Yeo-Johnson
+    with the maximum-likelihood lambda clipped to [-2, 2], standardise), with the
+    likelihood maximised by a bounded scalar search over a vectorised log-likelihood:
+    scipy's ``yeojohnson_normmax`` costs ~25 ms at 200 points through its wrappers, and
+    this runs once per proposal."""
+    z = _standardise(np.asarray(loss, dtype=float))
+    if len(z) < 3 or not np.any(z):
+        return z
+    pos = z >= 0
+    lp, ln = np.log1p(z[pos]), np.log1p(-z[~pos])
+    jac = float(np.sum(np.sign(z) * np.log1p(np.abs(z))))
+
+    def transformed(lam: float) -> np.ndarray:
+        out = np.empty_like(z)
+        out[pos] = lp if abs(lam) < 1e-12 else np.expm1(lam * lp) / lam
+        out[~pos] = -ln if abs(lam - 2) < 1e-12 else -np.expm1((2 - lam) * ln) / (2 - lam)
+        return out
+
+    def neg_llf(lam: float) -> float:
+        var = float(np.var(transformed(lam)))
+        if not (var > 0 and math.isfinite(var)):
+            return math.inf
+        return 0.5 * len(z) * math.log(var) - (lam - 1) * jac
+
+    with np.errstate(all="ignore"):
+        res = optimize.minimize_scalar(neg_llf, bounds=(-2.0, 2.0), method="bounded", options={"xatol": 1e-4})
+        w = transformed(float(res.x))
+    return _standardise(w) if np.all(np.isfinite(w)) else z
+
+
+_KERNELS: "OrderedDict[Tuple[bytes, bytes, Tuple[int, ...]], Any]" = OrderedDict()
+
+
+def _kernel(X: np.ndarray, loss: np.ndarray):
+    """The fitted kernel of the BO searcher's GP on (X, warped loss), memoised by
+    content (the fit has no randomness: no random restarts)."""
+    key = (X.tobytes(), loss.tobytes(), X.shape)
+    kernel = _KERNELS.get(key)
+    if kernel is None:
+        kernel = _fit_gp(X, warp(loss), _GP, np.random.default_rng(0)).kernel_
+        _KERNELS[key] = kernel
+        while len(_KERNELS) > _MEMO_SIZE:
+            _KERNELS.popitem(last=False)
+    else:
+        _KERNELS.move_to_end(key)
+    return kernel
+
+
+def hyperparameter_rows(n: int) -> np.ndarray:
+    """Which of ``n`` results (in creation order) the kernel's hyperparameters are fitted
+    on: the first ``hyperparameter_fit_size(n)``, thinned to ``MAX_HYPERPARAMETER_POINTS`` at a
+    regular stride. The set changes only when the grid moves on, so a study refits about
+    log(n) / log(1.2) times, whatever the number of configurations it asks for."""
+    m = hyperparameter_fit_size(n)
+    if m <= MAX_HYPERPARAMETER_POINTS:
+        return np.arange(m)
+    return np.unique(np.round(np.linspace(0, m - 1, MAX_HYPERPARAMETER_POINTS)).astype(int))
+
+
+def _fit(data: _Data, keep: np.ndarray) -> Tuple[GaussianProcessRegressor, np.ndarray]:
+    """The GP conditioned on the rows ``keep``, with hyperparameters fitted on
+    ``hyperparameter_rows``: a MAP fit costs tens of likelihood evaluations,
+    conditioning one Cholesky factorisation, and the hyperparameters move little
+    between 100 and 110 results. Returns the GP and the warped outputs of ``keep``."""
+    rows = hyperparameter_rows(len(data.loss))
+    kernel = _kernel(data.X[rows], data.loss[rows])
+    X, y = data.X[keep], warp(data.loss[keep])
+    gp = GaussianProcessRegressor(kernel=kernel, alpha=_JITTER, optimizer=None, normalize_y=False)
+    try:
+        gp.fit(X, y)
+    except (np.linalg.LinAlgError, ValueError):
+        gp.set_params(alpha=1e-4)
+        gp.fit(X, y)
+    return gp, y
+
+
+# ------------------------------------------------------------------------- proposing
+
+
+class _Acquirer:
+    """EI at the acquisition budget, maximised over the cube of configurations."""
+
+    def __init__(self, space: Space, data: _Data, budget: float):
+        self.space = space
+        self.u = data.u_of[budget]
+        keep = _kept(data)
+        X, res = data.X[keep], data.resource[keep]
+        gp, y = _fit(data, keep)
+        self.model = _Model(space, _EI, X, y, gp, [])
+        at_budget = res == budget
+        self.model.best = float(y[at_budget].min())  # the incumbent: the best at b*
+        order = np.argsort(np.where(at_budget, y, np.inf), kind="stable")[: min(_N_CENTRES, int(at_budget.sum()))]
+        self.centres = X[order, :-1]
+
+    def _with_u(self, C: np.ndarray) -> np.ndarray:
+        return np.column_stack([C, np.full(len(C), self.u)])
+
+    def value(self, C: np.ndarray) -> np.ndarray:
+        return self.model.acquisition(self._with_u(C))
+
+    def believe(self, params: Dict[str, Any]) -> None:
+        try:
+            x = self.space.encode(params)
+        except (KeyError, ValueError, TypeError):
+            return
+        if np.all(np.isfinite(x)):
+            self.model.believe(np.append(x, self.u))
+
+    def best(self, seen: Set[Key], rng: np.random.Generator) -> Optional[Dict[str, Any]]:
+        d = self.space.n_dims
+        cands = [rng.random((_N_RANDOM, d))]
+        per = _N_LOCAL // (len(self.centres) * len(_LOCAL_SCALES))
+        for c in self.centres:
+            for s in _LOCAL_SCALES:
+                cands.append(np.clip(c + s * rng.standard_normal((per, d)), 0.0, 1.0))
+        C = np.vstack(cands)
+        a = self.value(C)
+        top = C[np.argsort(-a, kind="stable")[:_N_REFINE_STARTS]]
+        local = [np.clip(x + s * rng.standard_normal((_N_REFINE, d)), 0.0, 1.0)
+                 for x in top for s in _REFINE_SCALES]
+        C = np.vstack([C] + local)
+        a = np.concatenate([a, self.value(np.vstack(local))])
+        pool = C[np.argsort(-a, kind="stable")[:_N_SNAP]]
+        params = [self.space.decode(x) for x in pool]
+        snapped = self.value(np.vstack([self.space.encode(p) for p in params]))
+        for i in np.argsort(-snapped, kind="stable"):
+            if params_key(params[i]) not in seen:
+                return params[i]
+        return None
+
+
+def _random(space: Space, seen: Set[Key], rng: np.random.Generator) -> Dict[str, Any]:
+    """A draw from the matrix that repeats nothing in ``seen`` if it can (as the random
+    sampler, ``samplers.propose_random``, draws)."""
+    size = space.size()
+    params = space.sample(rng)
+    draws = 1
+    while (size is None or len(seen) < size) and params_key(params) in seen and draws < MAX_DRAWS_PER_CONFIG:
+        params = space.sample(rng)
+        draws += 1
+    return params
+
+
+def propose(space: Space, config: SamplerConfig, observations: Sequence[Observation], n: int,
+            rng: np.random.Generator, pending: Sequence[Dict[str, Any]] = ()) -> List[Dict[str, Any]]:
+    """``n`` new configurations (see the module docstring)."""
+    n = max(0, int(n))
+    if n == 0:
+        return []
+    opts = settings(config)
+    observations = list(observations)
+    pending = [dict(p) for p in pending]
+    data = _data(space, observations) if len(space) else None
+    budget = _acquisition_budget(data, min_points(space, opts)) if data is not None else None
+    seen: Set[Key] = {_encoded(space, o.params)[0] for o in observations} | \
+        {_encoded(space, p)[0] for p in pending}
+    out: List[Dict[str, Any]] = []
+    with _one_blas_thread():
+        acq = _Acquirer(space, data, budget) if data is not None and budget is not None else None
+        if acq is not None:
+            for p in pending:
+                acq.believe(p)
+        for child in child_rngs(rng, n):
+            coin = child.random()  # tossed even without a model: a random draw uses the same stream either way
+            params = None
+            if acq is not None and coin >= float(opts.random_fraction):
+                params = acq.best(seen, child)
+            if params is None:
+                params = _random(space, seen, child)
+            seen.add(params_key(params))
+            out.append(params)
+            if acq is not None and len(out) < n:
+                acq.believe(params)
+    return out

@@ -1,0 +1,146 @@
+"""The one seam through which multi-fidelity searchers draw new configurations.
+
+Hyperband (``sampler:``), BOHB and ASHA never sample the matrix themselves when they
+need a fresh bottom-rung configuration: they call
+
+    propose(space, config, observations, n, rng, pending=()) -> list of params
+
+* ``space``: the study's ``Space``;
+* ``config``: the study's ``SamplerConfig`` (``config.kind`` picks the sampler:
+  ``random``, ``kde``, ``model``; the other fields are that sampler's settings);
+* ``observations``: every trial of the study that has ended or is running, as
+  ``Observation(params, resource, value)`` in creation order, ``value`` the objective
+  turned into a quantity to *minimise* (``base.minimizing``), or ``None`` for a
+  failed or cancelled trial (BOHB counts those as bad). ``resource`` is the total the
+  trial was told to reach;
+* ``n``: how many configurations to return (exactly ``n``; a sampler repeats a
+  configuration rather than return fewer, and says nothing: the caller notes repeats);
+* ``rng``: a ``numpy.random.Generator`` the caller derives from the study seed and the
+  position of the configuration in the study, so that the same history gives the
+  same draws (restart-exactness);
+* ``pending``: parameters of trials created and not finished yet (live), for samplers
+  that handle concurrency (the ``model`` sampler believes a value for them, as the BO
+  searcher does); ``random`` only avoids repeating them.
+
+A sampler must be pure (no I/O, no clock, no state kept between calls): all it may
+know is in its arguments. (A memo of a deterministic computation, such as the model
+sampler's fitted kernels, is not state: it changes no result, and a test says so.)
+
+Samplers are registered by kind in ``SAMPLERS`` as ``"module:function"``, imported on
+first use, so a sampler's dependencies (scikit-learn for ``model``) are only imported by
+studies that use it. A sampler module adds its own line to ``SAMPLERS`` below; the
+dialect's kinds are ``spec.model.SAMPLERS`` (the loader accepts those).
+"""
+from __future__ import annotations
+
+import importlib
+import math
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
+
+import numpy as np
+
+from ..space import Space, params_key
+from ..spec.model import Metric, SamplerConfig
+from .base import History, TrialState, minimizing
+
+# Draws spent looking for a configuration not seen yet before a repeat is accepted:
+# bounded so that a tiny or heavily weighted space never hangs the study.
+MAX_DRAWS_PER_CONFIG = 100
+
+
+class Observation(NamedTuple):
+    """One trial as a sampler sees it."""
+
+    params: Dict[str, Any]
+    resource: Optional[float]
+    value: Optional[float]  # to minimise; None: failed, cancelled, or still running (see ``pending``)
+
+
+Sampler = Callable[..., List[Dict[str, Any]]]
+
+SAMPLERS: Dict[str, str] = {
+    "random": f"{__name__}:propose_random",
+    "kde": "hpc_tune.search.kde_sampler:propose",
+    "model": "hpc_tune.search.model_sampler:propose",
+}
+
+
+def available(kind: str) -> bool:
+    """Whether ``sampler: kind`` can run in this installation."""
+    return kind in SAMPLERS
+
+
+def sampler(kind: str) -> Sampler:
+    if kind not in SAMPLERS:
+        raise ValueError(f"no sampler {kind!r}; known: {', '.join(sorted(SAMPLERS))}")
+    module, _, function = SAMPLERS[kind].partition(":")
+    return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
+
+
+def propose(space: Space, config: SamplerConfig, observations: Sequence[Observation], n: int,
+            rng: np.random.Generator, pending: Sequence[Dict[str, Any]] = ()) -> List[Dict[str, Any]]:
+    """``n`` new configurations drawn by the sampler ``config.kind`` (see the module doc)."""
+    if n <= 0:
+        return []
+    out = sampler(config.kind)(space, config, list(observations), n, rng, list(pending))
+    if len(out) != n:
+        raise RuntimeError(f"sampler {config.kind!r} returned {len(out)} configurations, {n} were asked")
+    return [dict(p) for p in out]
+
+
+def propose_random(space: Space, config: SamplerConfig, observations: Sequence[Observation], n: int,
+                   rng: np.random.Generator, pending: Sequence[Dict[str, Any]] = ()) -> List[Dict[str, Any]]:
+    """Draws from the matrix, as random search would, avoiding configurations already
+    tried, pending or drawn in this call (up to ``MAX_DRAWS_PER_CONFIG`` draws each)."""
+    size = space.size()  # None: continuous, repeats are (almost) impossible
+    seen: Set[Any] = {params_key(o.params) for o in observations} | {params_key(p) for p in pending}
+    out: List[Dict[str, Any]] = []
+    for _ in range(n):
+        params = space.sample(rng)
+        if size is None or len(seen) < size:
+            draws = 1
+            while params_key(params) in seen and draws < MAX_DRAWS_PER_CONFIG:
+                params = space.sample(rng)
+                draws += 1
+        seen.add(params_key(params))
+        out.append(params)
+    return out
+
+
+def observations_of(history: History, metric: Metric) -> Tuple[List[Observation], List[Dict[str, Any]]]:
+    """The ``observations`` and ``pending`` arguments of ``propose`` for a history.
+
+    A trial that was stopped early counts at the step of its last report of ``metric``
+    (the resource it really reached), not at the total it was told."""
+    optimization = metric.optimization
+    observed: List[Observation] = []
+    pending: List[Dict[str, Any]] = []
+    for t in history.trials:
+        if t.state.live:
+            pending.append(dict(t.params))
+            continue
+        value = None
+        if t.state in (TrialState.COMPLETED, TrialState.STOPPED) and t.value is not None \
+                and math.isfinite(t.value):
+            value = minimizing(float(t.value), optimization)
+        resource = t.resource
+        curve = t.curve(metric.name) if t.state is TrialState.STOPPED else ()
+        if curve:
+            resource = curve[-1][0]
+        observed.append(Observation(dict(t.params), resource, value))
+    return observed, pending
+
+
+def repeats(observations: Sequence[Observation], pending: Sequence[Dict[str, Any]],
+            proposed: Sequence[Dict[str, Any]]) -> int:
+    """How many of ``proposed`` repeat a configuration seen before (for the user's notes)."""
+    seen = {params_key(o.params) for o in observations} | {params_key(p) for p in pending}
+    count = 0
+    for p in proposed:
+        key = params_key(p)
+        count += key in seen
+        seen.add(key)
+    return count
+
+
+__all__ = ["Observation", "SAMPLERS", "available", "observations_of", "propose", "propose_random", "repeats", "sampler"]
