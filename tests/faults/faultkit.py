@@ -466,9 +466,36 @@ def check_continues(lines: List[Dict[str, Any]]) -> int:
 # ------------------------------------------------------------ the three-node cluster
 
 CLUSTER_SCRIPT = ROOT / "scripts" / "slurm-cluster.sh"
-# The node-fault scenarios run one after the other: a fault of a node (or of slurmdbd) would
-# hit the jobs of every study on it.
-MULTINODE_LANE = threading.Lock()
+class _Lane:
+    """The node-fault scenarios run one after the other, also across test sessions that share
+    the three-node cluster (a thread lock, then ``flock`` on a file beside its config): a fault
+    of a node (or of slurmdbd), or another session healing the cluster, would hit the jobs of
+    every study on it."""
+
+    def __init__(self) -> None:
+        self.threads = threading.Lock()
+        self.fh: Any = None
+
+    def __enter__(self) -> "_Lane":
+        import fcntl
+
+        self.threads.acquire()
+        try:
+            self.fh = open(os.path.join(os.path.dirname(multinode_conf()), ".fault-lane.lock"), "w")
+            fcntl.flock(self.fh, fcntl.LOCK_EX)
+        except BaseException:
+            self.threads.release()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self.fh.close()  # releases the flock
+        finally:
+            self.threads.release()
+
+
+MULTINODE_LANE = _Lane()
 # What each node-fault scenario measured (printed at the end of the session, see conftest.py).
 MEASURED: Dict[str, Dict[str, Any]] = {}
 
