@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import statistics
 import tempfile
+import threading
 import time
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -373,35 +374,53 @@ def run_task(task: Tuple[str, int, int]) -> Dict[str, Any]:
 
 
 def run_all(problem: Any, methods: Sequence[str], seeds: Dict[str, int], budget: int, jobs: int,
-            progress: bool = True) -> List[Dict[str, Any]]:
+            progress: bool = True, partial: Optional[Any] = None) -> List[Dict[str, Any]]:
+    """Every (method, seed) run; each finished run is also appended to ``partial`` (JSON lines), so
+    a run stopped before its end leaves what it finished (``--reuse`` reads it back)."""
     global _PROBLEM
     _PROBLEM = problem
-    pooled = [(m, s, budget) for m in methods if m not in IN_MAIN_PROCESS for s in range(seeds[m])]
-    pooled.sort(key=lambda t: t[0] not in ("smac_mf", "hpctune_hb_model", "hpctune_asha_model"))  # slowest first
-    main = [(m, s, budget) for m in methods if m in IN_MAIN_PROCESS for s in range(seeds[m])]
+    # seed-major order: seed 0 of every method, then seed 1, ... so that a run stopped at a deadline
+    # leaves every method with about the same number of seeds (the slow ones first within a seed)
+    slow = ("smac_mf", "hpctune_asha_model", "hpctune_hb_model", "hpbandster_bohb")
+    pooled = [(m, s, budget) for s in range(max(seeds.values(), default=0)) for m in methods
+              if m not in IN_MAIN_PROCESS and s < seeds[m]]
+    pooled.sort(key=lambda t: (t[1], t[0] not in slow))
+    main = [(m, s, budget) for s in range(max(seeds.values(), default=0)) for m in methods
+            if m in IN_MAIN_PROCESS and s < seeds[m]]
     runs: List[Dict[str, Any]] = []
     t0 = time.perf_counter()
+    lock = threading.Lock()
 
     def note(r: Dict[str, Any]) -> None:
-        runs.append(r)
-        if progress:
-            print(f"  {len(runs)}/{len(pooled) + len(main)} {r['method']} seed {r['seed']}: best "
-                  f"{r['points'][-1][1] if r['points'] else float('nan'):.4f}, {r['wall_s']:.1f} s "
-                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        with lock:  # the pool's callbacks run in its result thread, Ray's runs in this one
+            runs.append(r)
+            if partial is not None:
+                import json
 
-    if jobs > 1 and pooled:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            for r in pool.imap_unordered(run_task, pooled):
-                note(r)
+                with open(partial, "a") as f:
+                    f.write(json.dumps(r) + "\n")
+            if progress:
+                print(f"  {len(runs)}/{len(pooled) + len(main)} {r['method']} seed {r['seed']}: best "
+                      f"{r['points'][-1][1] if r['points'] else float('nan'):.4f}, {r['wall_s']:.1f} s "
+                      f"({time.perf_counter() - t0:.0f} s)", flush=True)
+
+    pool = multiprocessing.get_context("fork").Pool(jobs) if jobs > 1 and pooled else None
+    if pool is not None:
+        for t in pooled:
+            pool.apply_async(run_task, (t,), callback=note,
+                             error_callback=lambda e, t=t: print(f"  {t[0]} seed {t[1]} FAILED: {e!r}", flush=True))
+        pool.close()
     else:
         for t in pooled:
             note(run_task(t))
-    for t in main:
+    for t in main:  # Ray Tune's runs, here while the pool works
         note(run_task(t))
     if main:
         import ray
 
         ray.shutdown()
+    if pool is not None:
+        pool.join()
     return runs
 
 
@@ -513,7 +532,8 @@ def parse_seeds(text: str, methods: Sequence[str], default: int) -> Dict[str, in
 def main(problem: Any, argv: Optional[Sequence[str]], *, script: str, section: str, intro: str, quick: bool,
          seeds: int, peer_seeds: str, jobs: int, methods_arg: str, multiples: Sequence[int], target: float,
          fmt: str, bohb_vs_hb: Sequence[int], problem_label: str, about: str, write_readme: bool,
-         results_dir: Any, reuse: Optional[str] = None) -> int:
+         results_dir: Any, reuse: Optional[str] = None,
+         reuse_only: bool = False) -> int:
     """Run the methods on ``problem``, print the tables, save the raw JSON, append to the README."""
     from _common import append_readme, command_line, machine, machine_line, now, save_json
 
@@ -536,7 +556,11 @@ def main(problem: Any, argv: Optional[Sequence[str]], *, script: str, section: s
         # the seed and the code; only the optimiser seconds were measured under that run's load
         import json
 
-        earlier = json.loads(open(path).read())
+        if path.endswith(".jsonl"):  # the runs a stopped invocation finished (its first line: its header)
+            lines = [json.loads(x) for x in open(path) if x.strip()]
+            earlier = dict(lines[0], runs=lines[1:])
+        else:
+            earlier = json.loads(open(path).read())
         if earlier["R"] != problem.R or earlier["multiples"][-1] != multiples[-1]:
             raise SystemExit(f"--reuse {path}: another R or budget")
         have = {r["method"] for r in reused}
@@ -547,8 +571,17 @@ def main(problem: Any, argv: Optional[Sequence[str]], *, script: str, section: s
                             f"{earlier['date']} (`{earlier['command']}`).")
     for m in {r["method"] for r in reused}:
         seed_of[m] = len([r for r in reused if r["method"] == m])
-    runs = reused + run_all(problem, [m for m in methods if m not in {r["method"] for r in reused}], seed_of,
-                            budget, jobs)
+    import json
+    from pathlib import Path as _Path
+
+    partial = _Path(results_dir) / f"{script.rsplit('.', 1)[0]}-partial-{now().replace(' ', '-').replace(':', '')}.jsonl"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_text(json.dumps({"date": now(), "command": command_line(script, argv), "R": problem.R,
+                                   "multiples": list(multiples)}) + "\n")
+    print(f"finished runs are appended to {partial}", flush=True)
+    todo = [] if reuse_only else [m for m in methods if m not in {r["method"] for r in reused}]
+    runs = reused + run_all(problem, todo, seed_of, budget, jobs, partial=partial)
+    methods = [m for m in methods if any(r["method"] == m for r in runs)]
     s = summarise(problem, methods, runs, multiples, target, fmt)
     lines = goals(s, multiples, problem_label, bohb_vs_hb)
     wall = time.perf_counter() - t_start

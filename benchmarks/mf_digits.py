@@ -95,6 +95,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--reuse", default=None,
                     help="FILE[,FILE]: reuse the runs of the methods found in these raw results JSON of earlier "
                          "full runs (the others run now)")
+    ap.add_argument("--reuse-only", action="store_true", help="report the --reuse runs, run nothing")
     ap.add_argument("--no-readme", action="store_true")
     ap.add_argument("--results-dir", default=str(RESULTS))
     args = ap.parse_args(argv)
@@ -110,7 +111,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     seeds=seeds, peer_seeds=args.seeds_of, jobs=args.jobs, methods_arg=args.methods,
                     multiples=QUICK_MULTIPLES if args.quick else MULTIPLES, target=TARGET, fmt="{:.4f}",
                     bohb_vs_hb=[] if args.quick else [25, 100], problem_label="digits", about=about,
-                    write_readme=not args.no_readme, results_dir=results_dir, reuse=args.reuse)
+                    write_readme=not args.no_readme, results_dir=results_dir, reuse=args.reuse, reuse_only=args.reuse_only)
 
 
 SECTION = "mf_digits.py: ASHA, BOHB and the samplers on the digits MLP against SMAC3, DEHB, HpBandSter, Optuna, Ray Tune"

@@ -3,9 +3,14 @@
 Environment of a trial (names below), and in its folder two small records, each written
 atomically (temporary file + rename) by the job's wrapper (``hpc_tune.trial``):
 
-    started.json  {"job_id", "restart_count", "attempt", "started", "host", "pid", "child_pid"}
-    exit.json     {"exit_code", "signal", "job_id", "restart_count", "attempt", "started",
-                   "ended", "host", "signals_received"[, "error"][, "timed_out"]}
+    started.json  {"run", "job_id", "restart_count", "attempt", "started", "host", "node", "pid",
+                   "child_pid"}
+    exit.json     {"exit_code", "signal", "run", "job_id", "restart_count", "attempt", "started",
+                   "ended", "host", "node", "signals_received"[, "error"][, "timed_out"]}
+
+``run`` names one start of the wrapper (``<job id>.<restart count>``): the controller counts
+only the current run's exit record, and a run whose claim (``started.json``) another run has
+taken stops (see ``hpc_tune.trial``).
 
 plus ``result.jsonl``, one JSON object per ``report()``. The controller reads these through
 this module, never through the wrapper. Standard library only: every trial job imports it.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -116,8 +117,12 @@ MF_QUICK = ("hpctune_hb,hpctune_asha,hpctune_bohb,hpctune_asha_kde,hpctune_hb_mo
             "optuna_hb_tpe,optuna_sha_tpe,smac_mf,dehb,hpbandster_bohb")
 
 
+IN_CI = os.environ.get("CI", "").lower() == "true"  # CI installs every extra: no peer may be missing there
+
+
 def check_mf(module, out, data, budget):
     ran = {r["method"] for r in data["runs"]}
+    assert not (IN_CI and data["skipped"]), data["skipped"]
     hpctune = {m for m in MF_QUICK.split(",") if m.startswith("hpctune_")}
     assert hpctune <= ran  # hpc-tune's own methods always run
     assert ran | set(data["skipped"]) == set(MF_QUICK.split(","))
@@ -143,7 +148,8 @@ def test_mf_digits_quick(tmp_path, capsys):
 
 
 def test_mf_hartmann_quick(tmp_path, capsys):
-    pytest.importorskip("mfpbench", reason="mf-prior-bench carries the problem (the `bench` extra)")
+    if not IN_CI:
+        pytest.importorskip("mfpbench", reason="mf-prior-bench carries the problem (the `bench` extra)")
     module, out, data = run("mf_hartmann", ["--jobs", "1", "--methods", MF_QUICK], tmp_path, capsys)
     check_mf(module, out, data, 5 * 9)
     for r in data["runs"]:
