@@ -3,9 +3,14 @@
 Environment of a trial (names below), and in its folder two small records, each written
 atomically (temporary file + rename) by the job's wrapper (``hpc_tune.trial``):
 
-    started.json  {"job_id", "restart_count", "attempt", "started", "host", "pid", "child_pid"}
-    exit.json     {"exit_code", "signal", "job_id", "restart_count", "attempt", "started",
-                   "ended", "host", "signals_received"[, "error"][, "timed_out"]}
+    started.json  {"run", "job_id", "restart_count", "attempt", "started", "host", "node", "pid",
+                   "child_pid"}
+    exit.json     {"exit_code", "signal", "run", "job_id", "restart_count", "attempt", "started",
+                   "ended", "host", "node", "signals_received"[, "error"][, "timed_out"]}
+
+``run`` names one start of the wrapper (``<job id>.<restart count>``): the controller counts
+only the current run's exit record, and a run whose claim (``started.json``) another run has
+taken stops (see ``hpc_tune.trial``).
 
 plus ``result.jsonl``, one JSON object per ``report()``. The controller reads these through
 this module, never through the wrapper. Standard library only: every trial job imports it.
@@ -68,7 +73,12 @@ def read_json(path: Union[str, "os.PathLike[str]"]) -> Optional[Dict[str, Any]]:
 
 def read_exit_record(trial_dir: str) -> Optional[Dict[str, Any]]:
     """The exit record of the trial folder, or None if there is none or it is garbage. Never raises."""
-    record = read_json(os.path.join(trial_dir, EXIT_RECORD))  # os.path: cheap in a 1,000-trial cycle
+    return read_exit_record_file(os.path.join(trial_dir, EXIT_RECORD))  # os.path: cheap in a 1,000-trial cycle
+
+
+def read_exit_record_file(path: str) -> Optional[Dict[str, Any]]:
+    """``read_exit_record`` from the record's own path (a controller keeps it between cycles)."""
+    record = read_json(path)
     if record is None:
         return None
     code = record.get("exit_code")

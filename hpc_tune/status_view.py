@@ -270,6 +270,11 @@ def format_status(view: StudyView, trials: Optional[List[TrialRecord]] = None, h
     if best is not None:
         lines.append(f"best:     trial {best.trial_id}, {metric} = {best.value:.6g}  "
                      + " ".join(f"{k}={format_numbers([v])[0]}" for k, v in best.params.items()))
+    restarted = [t for t in view.trials.values() if t.restarts or t.attempt]
+    if restarted:
+        lines.append(f"restarts: {sum(t.restarts for t in restarted)} by the scheduler (requeue, preemption, node "
+                     f"failure), {sum(t.attempt for t in restarted)} resubmitted; time lost to them: "
+                     f"{format_duration(sum(t.time_lost for t in restarted))}")
     warnings = [f"warning: {w}" for w in view.warnings[-3:]]
     chosen = trials if trials is not None else sorted(view.trials.values(), key=lambda t: t.trial_id)[-MAX_ROWS:]
     total = len(view.trials)
@@ -301,12 +306,20 @@ def _table(view: StudyView, trials: List[TrialRecord], metric: Optional[str]) ->
     columns += [(p, [t.params.get(p) for t in trials]) for p in params]
     columns += [(m, [t.value if m == metric and t.value is not None else t.last(m) for t in trials])
                 for m in metrics]
-    columns += [("run time", [format_duration(t.run_time) for t in trials]),
-                ("job", [t.job_id or "" for t in trials]),
+    columns += [("run time", [format_duration(t.run_time) for t in trials])]
+    if any(t.restarts or t.attempt for t in trials):
+        columns.append(("restarts", [_restarts_text(t) for t in trials]))
+    columns += [("job", [t.job_id or "" for t in trials]),
                 ("note", [t.reason[:60] for t in trials])]
     cells = [format_numbers(values) for _, values in columns]
     rows = [list(r) for r in zip(*cells)]
     return tabulate(rows, headers=[name for name, _ in columns], disable_numparse=True)
+
+
+def _restarts_text(t: TrialRecord) -> str:
+    """``2 (lost 0:01:05)``: restarts and resubmissions of a trial and the time they cost."""
+    n = t.restarts + t.attempt
+    return f"{n} (lost {format_duration(t.time_lost)})" if n else ""
 
 
 def status_dict(view: StudyView, trials: Optional[List[TrialRecord]] = None, spec: Any = None) -> Dict[str, Any]:

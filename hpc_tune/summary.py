@@ -97,6 +97,7 @@ def trial_row(t: TrialRecord, keys: List[str]) -> Dict[str, Any]:
     if t.resume_from is not None:
         row["resume_from"] = t.resume_from
     row.update({"job_id": t.job_id, "attempt": t.attempt, "reason": t.reason,
+                "runs": t.runs, "restarts": t.restarts, "time_lost_s": round(t.time_lost, 1),
                 "started": t.started, "ended": t.ended,
                 "run_time_s": None if t.run_time is None else round(t.run_time, 1), "reports": t.n_reports})
     return row

@@ -18,6 +18,15 @@
   backend asks for no exit record in that case (see ``after_signal``) and ``sacct`` says how
   the job ended.
 
+* one run at a time: every start of the wrapper is a *run* of the trial, named ``run``
+  (``<job id>.<restart count>``) in both records. A run claims the trial folder by writing
+  ``started.json`` before it starts the command; a run that finds another run's claim there
+  (its own job restarted by Slurm while the earlier copy may still run: a node that lost only
+  its slurmd) waits ``FENCE_WAIT_S`` first. Every run watches the claim while its command
+  runs (every ``FENCE_POLL_S``): once it is another run's, this run is *fenced*: it kills
+  its command and ends without writing anything more (no exit record). So two copies never
+  write into the trial's files at once, and the controller only counts the current run's.
+
 ``python -m hpc_tune.trial run TRIAL_DIR`` runs ``TRIAL_DIR/job.json`` (used by the local
 backend). Imports only ``hpc_tune.protocol`` of hpc_tune, so a job starts light.
 """
@@ -57,6 +66,11 @@ from .protocol import (  # noqa: F401 (EXIT_RECORD... are the protocol's; tests 
     signal_group,
     write_json_atomic,
 )
+
+# One run at a time (see the module's docstring): how often a run looks at the claim, and how
+# long a new run waits for an earlier one to see its claim and stop.
+FENCE_POLL_S = 1.0
+FENCE_WAIT_S = 2.5 * FENCE_POLL_S
 
 # Signals the wrapper passes on to the command: the scheduler's warnings and kill requests.
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
@@ -213,14 +227,26 @@ def run_trial(
         "restart_count": _int_env("SLURM_RESTART_COUNT", os.environ),
         "attempt": _int_env(ATTEMPT_ENV, {**os.environ, **env}),
         "host": socket.gethostname(),
+        "node": os.environ.get("SLURMD_NODENAME") or socket.gethostname(),
     }
+    identity["run"] = f"{identity['job_id']}.{identity['restart_count']}"
     child_env = {**os.environ, **env}
     child_env.setdefault(TRIAL_DIR_ENV, str(trial))
     child_env.setdefault(RESULT_FILE_ENV, str(trial / RESULT_FILE))
     child_env.setdefault(CHECKPOINT_DIR_ENV, str(trial / CHECKPOINT_SUBDIR))
     child_env[JOB_ID_ENV] = identity["job_id"]
 
+    earlier = read_started_record(str(trial))
+    earlier_exit = read_exit_record(str(trial))
     _remove(trial / EXIT_RECORD)  # left by an earlier run of this trial folder (requeue, retry)
+    # Claim the folder, then give an earlier run that may still be alive (no exit record of
+    # its own) the time to see the claim and stop its command before ours starts.
+    write_json_atomic(trial / STARTED_RECORD, {**identity, "started": time.time(), "pid": os.getpid(),
+                                                "child_pid": None})
+    if earlier and earlier.get("run") != identity["run"] and (
+            earlier_exit is None or earlier_exit.get("run", earlier_exit.get("job_id")) !=
+            earlier.get("run", earlier.get("job_id"))):
+        time.sleep(FENCE_WAIT_S)
     forwarder = _SignalForwarder()
     previous: Dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():  # handlers can only be set there
@@ -249,9 +275,17 @@ def run_trial(
             trial / STARTED_RECORD, {**identity, "started": started, "pid": os.getpid(), "child_pid": child.pid}
         )
         watchdog = time_limit.watch(child, forwarder, started) if time_limit is not None else None
-        returncode = child.wait()  # signal handlers run while waiting (PEP 475 retries the wait)
-        if watchdog is not None:
-            watchdog.set()
+        fence = _Fence(trial, identity["run"], child.pid)
+        try:
+            returncode = child.wait()  # signal handlers run while waiting (PEP 475 retries the wait)
+        finally:
+            fence.stop()
+            if watchdog is not None:
+                watchdog.set()
+        if fence.fenced:
+            print(f"hpc_tune.trial: run {identity['run']} fenced: {fence.fenced}; its command was stopped and "
+                  f"nothing more is written", file=sys.stderr)
+            return 0
         if returncode < 0 or returncode > 128:  # killed by a signal, or a shell whose child was
             _await_own_copy(forwarder, -returncode if returncode < 0 else returncode - 128)
         ended = time.time()
@@ -277,6 +311,31 @@ def run_trial(
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+class _Fence:
+    """Watches the trial's claim (``started.json``) while this run's command runs; once another
+    run holds it, kills the command's process group (``fenced`` then says which run)."""
+
+    def __init__(self, trial: Path, run: str, pgid: int) -> None:
+        self.trial, self.run, self.pgid = trial, run, pgid
+        self.fenced: Optional[str] = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._done.wait(FENCE_POLL_S):
+            claim = read_started_record(str(self.trial))
+            if claim is not None and claim.get("run") not in (None, self.run):
+                self.fenced = f"run {claim.get('run')} of this trial started (job {claim.get('job_id')}, " \
+                              f"node {claim.get('node')})"
+                signal_group(self.pgid, signal.SIGKILL)
+                return
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=2 * FENCE_POLL_S)
 
 
 class TimeLimit:

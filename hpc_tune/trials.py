@@ -62,6 +62,14 @@ class TrialRecord:
     attempt: int = 0  # resubmissions so far (the trial's folder and checkpoints stay the same)
     retries: int = 0  # resubmissions that count against the spec's max_retries
     submitted: bool = False  # the current attempt has a job
+    run: Optional[str] = None  # the current run (one start of the command), see hpc_tune.protocol
+    run_started: Optional[float] = None  # when the current run started
+    run_over: bool = False  # the scheduler requeued the current run's job: only a new run counts
+    run_end: str = ""  # why the current run is over, when run_over (the scheduler's words)
+    runs: int = 0  # runs started (every attempt, every restart of a job)
+    restarts: int = 0  # runs that were a restart of the same job by the scheduler (requeue, preemption, node)
+    time_lost: float = 0.0  # seconds from each earlier run's last report to the next run's start
+    last_report_t: Optional[float] = None  # when the last report was journaled
     raw_state: str = ""
     reason: str = ""
     created: float = 0.0

@@ -12,6 +12,26 @@
 #   scripts/slurm-cluster.sh status  Show which daemons run, sinfo and whether sacct answers.
 #                                    Exit 0 if healthy, 1 if not.
 #
+# A second, three-node cluster on this same machine, beside the first (for node faults):
+#   scripts/slurm-cluster.sh multi up|down|status
+#                                    Like up/down/status, for ClusterName=hpctune3: nodes n1..n3
+#                                    (NodeAddr=127.0.0.1, slurmd ports 17001-17003, one
+#                                    `slurmd -N nX` each, 2 fake GPUs each), its own slurmctld
+#                                    (port 6827) and config folder, sharing munged and slurmdbd
+#                                    with the first cluster (`multi up` runs `up` first). Its
+#                                    config is $HPC_TUNE_SLURM_DIR/multi/etc/slurm.conf: clients
+#                                    choose it with SLURM_CONF (`multi conf` prints the path).
+#                                    `multi down` stops only its slurmctld and slurmds.
+#   scripts/slurm-cluster.sh node ACTION nX   Faults of node nX of the three-node cluster:
+#       kill          kill -9 the whole node: its slurmd, its slurmstepds and every process of
+#                     its jobs (a node that lost power)
+#       kill-slurmd   kill -9 its slurmd only; its jobs' processes keep running
+#       start         start its slurmd again (after kill or kill-slurmd; idempotent)
+#       drain|down|resume   scontrol update State=DRAIN/DOWN/RESUME
+#   scripts/slurm-cluster.sh slurmdbd stop|start
+#                     Stop or start the SHARED slurmdbd (both clusters lose sacct meanwhile;
+#                     slurmctld keeps accounting records and sends them when it is back).
+#
 # Environment:
 #   HPC_TUNE_SLURM_DIR      state, logs, pid files, MariaDB data, fake GPU devices
 #                           (default /var/lib/hpc-tune-slurm). Logs are in $DIR/log/.
@@ -32,6 +52,13 @@ set -euo pipefail
 DIR=${HPC_TUNE_SLURM_DIR:-/var/lib/hpc-tune-slurm}
 TIMEOUT=${HPC_TUNE_SLURM_TIMEOUT:-120}
 CLUSTER=hpctune
+# The three-node cluster (`multi`): its own folder, name, slurmctld port and node ports.
+MDIR=$DIR/multi
+MCONF=$MDIR/etc/slurm.conf
+MCLUSTER=hpctune3
+MNODES=(n1 n2 n3)
+MCTLD_PORT=6827
+MNODE_PORT0=17001
 ETC=/etc/slurm
 PACKAGES=(munge mariadb-server mariadb-client slurmctld slurmd slurmdbd slurm-client)
 MYSQL_SOCK=/run/mysqld/mysqld.sock   # Debian's default: the mariadb client and slurmdbd find it
@@ -55,11 +82,32 @@ require_root_debian() {
 # ---------------------------------------------------------------------------------------------
 # Pid files and processes
 
+# Daemon names: munged, mariadbd, slurmdbd, slurmctld, slurmd (the one-node cluster), and
+# multi-slurmctld, multi-slurmd-nX (the three-node cluster).
 pidfile() {
     case $1 in
-        munged)   echo "$DIR/run/munge/munged.pid" ;;
-        mariadbd) echo "$DIR/run/mysql/mariadbd.pid" ;;
-        *)        echo "$DIR/run/$1.pid" ;;
+        munged)          echo "$DIR/run/munge/munged.pid" ;;
+        mariadbd)        echo "$DIR/run/mysql/mariadbd.pid" ;;
+        multi-slurmctld) echo "$MDIR/run/slurmctld.pid" ;;
+        multi-slurmd-*)  echo "$MDIR/run/slurmd-${1#multi-slurmd-}.pid" ;;
+        *)               echo "$DIR/run/$1.pid" ;;
+    esac
+}
+
+# The process name (comm) of a daemon.
+comm_of() {
+    case $1 in
+        multi-slurmctld) echo slurmctld ;;
+        multi-slurmd-*)  echo slurmd ;;
+        *)               echo "$1" ;;
+    esac
+}
+
+logfile() {
+    case $1 in
+        multi-slurmctld) echo "$MDIR/log/slurmctld.log" ;;
+        multi-slurmd-*)  echo "$MDIR/log/slurmd-${1#multi-slurmd-}.log" ;;
+        *)               echo "$DIR/log/$1.log" ;;
     esac
 }
 
@@ -67,28 +115,35 @@ pidfile() {
 # The pid file is trusted only if /proc/PID/comm is NAME. Without a valid pid file, a process
 # named NAME counts only if it is this cluster's (ours), never another cluster's on this host.
 running() {
-    local f pid=""
+    local f pid="" comm
+    comm=$(comm_of "$1")
     f=$(pidfile "$1")
     if [[ -r $f ]]; then pid=$(tr -dc '0-9' <"$f" 2>/dev/null || true); fi
-    if [[ -n $pid ]] && alive "$pid" "$1"; then echo "$pid"; return 0; fi
-    for pid in $(pgrep -x "$1" 2>/dev/null); do
-        alive "$pid" "$1" && ours "$pid" "$1" && { echo "$pid"; return 0; }
+    if [[ -n $pid ]] && alive "$pid" "$comm"; then echo "$pid"; return 0; fi
+    for pid in $(pgrep -x "$comm" 2>/dev/null); do
+        alive "$pid" "$comm" && ours "$pid" "$1" && { echo "$pid"; return 0; }
     done
     return 1
 }
 
 # ours PID NAME: munged and mariadbd name $DIR on their command line; the Slurm daemons keep
-# their log file in $DIR/log open.
+# their own log file open (slurmstepds keep their node's slurmd log open too, but are not
+# named slurmd).
 ours() {
-    local fd
     case $2 in
         munged | mariadbd) tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$DIR/" ;;
-        *)
-            for fd in /proc/"$1"/fd/*; do
-                [[ $(readlink "$fd" 2>/dev/null) == "$DIR/log/$2.log"* ]] && return 0
-            done
-            return 1 ;;
+        *) has_open "$1" "$(logfile "$2")" ;;
     esac
+}
+
+# has_open PID FILE: PID holds FILE open (also once it was deleted).
+has_open() {
+    local fd target
+    for fd in /proc/"$1"/fd/*; do
+        target=$(readlink "$fd" 2>/dev/null) || continue
+        [[ $target == "$2" || $target == "$2 (deleted)" ]] && return 0
+    done
+    return 1
 }
 
 # alive PID NAME: PID is a live process (not a zombie awaiting its reaper) named NAME.
@@ -102,15 +157,16 @@ alive() {
 
 # stop_daemon NAME: SIGTERM, wait up to 60 s, then SIGKILL.
 stop_daemon() {
-    local pid i
+    local pid i comm
+    comm=$(comm_of "$1")
     pid=$(running "$1") || return 0
     log "stopping $1 (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 600; i++)); do
-        alive "$pid" "$1" || break
+        alive "$pid" "$comm" || break
         sleep 0.1
     done
-    if alive "$pid" "$1"; then
+    if alive "$pid" "$comm"; then
         log "$1 ignored SIGTERM for 60 s: SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
         sleep 0.5
@@ -493,6 +549,284 @@ wait_healthy() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# The three-node cluster (`multi`, `node`): see SLURM.md, "Several nodes on one machine".
+# Every Slurm command for it runs with SLURM_CONF=$MCONF; its daemons too, so that they read
+# the gres.conf beside it.
+
+mslurm() { SLURM_CONF=$MCONF timeout 20 "$@"; }
+
+known_node() {
+    local n
+    for n in "${MNODES[@]}"; do [[ $n == "$1" ]] && return 0; done
+    die "no node '$1' in the three-node cluster (nodes: ${MNODES[*]})"
+}
+
+make_multi_dirs() {
+    local n
+    install -d -m 755 "$MDIR" "$MDIR/etc" "$MDIR/log" "$MDIR/run" "$MDIR/dev" "$MDIR/slurm" "$MDIR/slurm/ctld"
+    for n in "${MNODES[@]}"; do install -d -m 755 "$MDIR/slurm/d/$n" "$MDIR/dev/$n"; done
+}
+
+# Two fake GPUs per node, each node its own device files.
+make_multi_gpus() {
+    local n i f
+    for n in "${MNODES[@]}"; do
+        for i in 0 1; do
+            f=$MDIR/dev/$n/fakegpu$i
+            [[ -c $f ]] && continue
+            rm -f "$f"
+            mknod -m 666 "$f" c 1 3
+        done
+    done
+}
+
+CHANGED_MULTI=0
+write_multi_configs() {
+    local host cpu_words="" word n i port nodes=""
+    host=$(hostname -s)
+    NODE=$host
+    # The same layout as the one-node cluster's node (every node is this machine).
+    for word in $(node_line); do
+        case $word in
+            CPUs=* | Boards=* | SocketsPerBoard=* | CoresPerSocket=* | ThreadsPerCore=* | RealMemory=*) cpu_words+=" $word" ;;
+        esac
+    done
+    for i in "${!MNODES[@]}"; do
+        n=${MNODES[i]}
+        port=$((MNODE_PORT0 + i))
+        nodes+="NodeName=$n NodeHostname=$n NodeAddr=127.0.0.1 Port=$port$cpu_words Gres=gpu:2 State=UNKNOWN"$'\n'
+    done
+    put "$MCONF" 644 root:root <<EOF
+# Written by hpc-tune's scripts/slurm-cluster.sh (multi); rewritten by every \`multi up\`.
+# Three nodes on one machine beside the one-node cluster; shares its munged and slurmdbd.
+ClusterName=$MCLUSTER
+SlurmctldHost=$host(127.0.0.1)
+# slurmdbd accepts accounting only from its own SlurmUser (root).
+SlurmUser=root
+SlurmctldPort=$MCTLD_PORT
+SlurmdPort=$MNODE_PORT0
+AuthType=auth/munge
+AuthInfo=cred_expire=20
+CredType=cred/munge
+MpiDefault=none
+MailProg=/bin/true
+StateSaveLocation=$MDIR/slurm/ctld
+SlurmdSpoolDir=$MDIR/slurm/d/%n
+SlurmctldPidFile=$MDIR/run/slurmctld.pid
+SlurmdPidFile=$MDIR/run/slurmd-%n.pid
+SlurmctldLogFile=$MDIR/log/slurmctld.log
+SlurmdLogFile=$MDIR/log/slurmd-%n.log
+SlurmctldDebug=info
+SlurmdDebug=info
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SchedulerType=sched/backfill
+SchedulerParameters=bf_interval=5,sched_interval=5
+GresTypes=gpu
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort=6819
+AccountingStorageTRES=gres/gpu
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=30
+JobCompType=jobcomp/none
+# A node fault is seen within ~15-30 s (SLURM.md); a requeued job waits cred_expire.
+KillWait=10
+MinJobAge=60
+SlurmdTimeout=10
+SlurmctldTimeout=30
+MessageTimeout=5
+InactiveLimit=0
+Waittime=0
+ReturnToService=2
+${nodes}PartitionName=debug Nodes=$(IFS=,; echo "${MNODES[*]}") Default=YES MaxTime=INFINITE OverSubscribe=FORCE:4 State=UP
+EOF
+    ((PUT_CHANGED == 0)) || CHANGED_MULTI=1
+    {
+        echo "# Written by hpc-tune's scripts/slurm-cluster.sh (multi). Fake GPUs, per node."
+        echo "AutoDetect=off"
+        for n in "${MNODES[@]}"; do echo "NodeName=$n Name=gpu File=$MDIR/dev/$n/fakegpu[0-1]"; done
+    } | put "$MDIR/etc/gres.conf" 644 root:root
+    ((PUT_CHANGED == 0)) || CHANGED_MULTI=1
+}
+
+register_multi_cluster() {
+    if ! timeout 20 sacctmgr -n -P list cluster format=cluster 2>/dev/null | grep -qx "$MCLUSTER"; then
+        log "registering cluster $MCLUSTER in accounting"
+        timeout 30 sacctmgr -i add cluster "$MCLUSTER" >/dev/null || die "sacctmgr add cluster $MCLUSTER failed"
+    fi
+}
+
+start_multi_slurmctld() {
+    running multi-slurmctld >/dev/null && return 0
+    register_multi_cluster
+    log "starting slurmctld of $MCLUSTER"
+    SLURM_CONF=$MCONF slurmctld -f "$MCONF" </dev/null >>"$MDIR/log/slurmctld.log" 2>&1 9>&- \
+        || { tail -n 30 "$MDIR/log/slurmctld.log" >&2; die "slurmctld of $MCLUSTER failed to start"; }
+    wait_started multi-slurmctld "$MDIR/log/slurmctld.log"
+}
+
+start_node() {
+    running "multi-slurmd-$1" >/dev/null && return 0
+    make_multi_gpus   # before slurmd starts, or the node goes INVAL
+    log "starting slurmd of node $1"
+    SLURM_CONF=$MCONF slurmd -f "$MCONF" -N "$1" </dev/null >>"$MDIR/log/slurmd-$1.log" 2>&1 9>&- \
+        || { tail -n 30 "$MDIR/log/slurmd-$1.log" >&2; die "slurmd of node $1 failed to start"; }
+    wait_started "multi-slurmd-$1" "$MDIR/log/slurmd-$1.log"
+}
+
+mnode_state() { mslurm sinfo -h -N -n "$1" -o '%t' 2>/dev/null | head -n 1; }
+msacct_ok() { SLURM_CONF=$MCONF timeout 10 sacct -n -X -a -S now >/dev/null 2>&1; }
+
+# wait_multi_healthy [SECONDS]: every node usable and sacct answering.
+wait_multi_healthy() {
+    local deadline=$((SECONDS + ${1:-$TIMEOUT})) n st bad
+    declare -A resumed=()
+    while ((SECONDS < deadline)); do
+        bad=""
+        for n in "${MNODES[@]}"; do
+            st=$(mnode_state "$n")
+            usable "$st" && continue
+            bad+=" $n:${st:-?}"
+            # Left DOWN/DRAINED by a fault test: its slurmd answers, so put it back in service.
+            if [[ -z ${resumed[$n]:-} && $st =~ ^(down|drain|drng|drained|fail|inval)$ ]]; then
+                log "node $n is $st: resuming it"
+                mslurm scontrol update NodeName="$n" State=RESUME >/dev/null 2>&1 || true
+                resumed[$n]=1
+            fi
+        done
+        if [[ -z $bad ]] && msacct_ok; then return 0; fi
+        sleep 0.5
+    done
+    log "cluster $MCLUSTER not healthy (nodes not usable:${bad:- none}; sacct $(msacct_ok && echo answers || echo 'does not answer'))"
+    mslurm sinfo -N -l >&2 2>&1 || true
+    log "last lines of $MDIR/log/slurmctld.log:"; tail -n 25 "$MDIR/log/slurmctld.log" >&2 || true
+    return 1
+}
+
+multi_daemons() {
+    local n
+    echo multi-slurmctld
+    for n in "${MNODES[@]}"; do echo "multi-slurmd-$n"; done
+}
+
+cmd_multi_up() {
+    local t0=$SECONDS d all=1 n
+    cmd_up   # munged and slurmdbd are shared with the one-node cluster; takes the lock
+    make_multi_dirs
+    write_multi_configs
+    if ((CHANGED_MULTI)); then
+        for d in $(multi_daemons); do
+            if running "$d" >/dev/null; then log "$MCONF changed: restarting $d"; stop_daemon "$d"; fi
+        done
+    fi
+    for d in $(multi_daemons); do running "$d" >/dev/null || all=0; done
+    if ((all)) && wait_multi_healthy 5 2>/dev/null; then
+        log "$MCLUSTER already up and healthy (SLURM_CONF=$MCONF)"
+        return 0
+    fi
+    start_multi_slurmctld
+    for n in "${MNODES[@]}"; do start_node "$n"; done
+    wait_multi_healthy || die "cluster $MCLUSTER did not become healthy within ${TIMEOUT}s"
+    log "$MCLUSTER up in $((SECONDS - t0)) s: nodes ${MNODES[*]}; use SLURM_CONF=$MCONF; logs in $MDIR/log"
+}
+
+cmd_multi_down() {
+    require_root_debian
+    lock
+    local d
+    for d in $(multi_daemons | tac); do stop_daemon "$d"; done
+    log "$MCLUSTER down"
+}
+
+cmd_multi_status() {
+    local d pid ok=0 n
+    for d in munged slurmdbd $(multi_daemons); do
+        if pid=$(running "$d"); then printf '%-16s running (pid %s)\n' "$d" "$pid"
+        else printf '%-16s not running\n' "$d"; ok=1; fi
+    done
+    if [[ -r $MCONF ]] && command -v sinfo >/dev/null; then
+        mslurm sinfo -N 2>&1 || ok=1
+        for n in "${MNODES[@]}"; do
+            usable "$(mnode_state "$n")" || { echo "node $n is not usable: '$(mnode_state "$n")'"; ok=1; }
+        done
+        if msacct_ok; then echo "sacct: answers"; else echo "sacct: does not answer"; ok=1; fi
+    else
+        echo "no $MCONF (run: scripts/slurm-cluster.sh multi up)"; ok=1
+    fi
+    echo "SLURM_CONF=$MCONF"
+    if ((ok == 0)); then echo "healthy"; else echo "NOT healthy (logs in $MDIR/log)"; fi
+    return $ok
+}
+
+# node_processes NODE: every process of node NODE but its slurmd: its slurmstepds (they keep
+# the node's slurmd log open) and every process of its jobs (Slurm puts SLURMD_NODENAME and
+# SLURM_CLUSTER_NAME in their environment, and children inherit it).
+node_processes() {
+    local p pid env
+    for p in /proc/[0-9]*; do
+        pid=${p#/proc/}
+        ((pid == $$ || pid == BASHPID)) && continue
+        if [[ $(cat "$p/comm" 2>/dev/null) == slurmstepd ]]; then
+            if has_open "$pid" "$MDIR/log/slurmd-$1.log"; then echo "$pid"; fi
+            continue
+        fi
+        env=$(tr '\0' '\n' 2>/dev/null <"$p/environ") || continue
+        if grep -qx "SLURMD_NODENAME=$1" <<<"$env" && grep -qx "SLURM_CLUSTER_NAME=$MCLUSTER" <<<"$env"; then
+            echo "$pid"
+        fi
+    done
+}
+
+# kill_node NODE: kill -9 its slurmd, its slurmstepds and its jobs' processes, until none is
+# left (a job step may fork while we look).
+kill_node() {
+    local pids round
+    for ((round = 0; round < 5; round++)); do
+        pids=$( { running "multi-slurmd-$1" || true; node_processes "$1"; } | tr '\n' ' ')
+        if [[ -z ${pids// /} ]]; then log "node $1 killed (no process left)"; return 0; fi
+        log "node $1: kill -9 $pids"
+        kill -KILL $pids 2>/dev/null || true
+        sleep 0.2
+    done
+    die "node $1: processes still there after 5 rounds of kill -9: $pids"
+}
+
+kill_slurmd() {
+    local pid
+    pid=$(running "multi-slurmd-$1") || { log "slurmd of node $1 is not running"; return 0; }
+    log "node $1: kill -9 slurmd (pid $pid); its jobs' processes keep running"
+    kill -KILL "$pid"
+}
+
+cmd_node() {
+    local action=${1:-} n=${2:-}
+    [[ -n $action && -n $n ]] || usage
+    require_root_debian
+    known_node "$n"
+    case $action in
+        kill)        kill_node "$n" ;;
+        kill-slurmd) kill_slurmd "$n" ;;
+        start)       start_node "$n" ;;
+        drain)       mslurm scontrol update NodeName="$n" State=DRAIN Reason="hpc-tune fault test" ;;
+        down)        mslurm scontrol update NodeName="$n" State=DOWN Reason="hpc-tune fault test" ;;
+        resume)      mslurm scontrol update NodeName="$n" State=RESUME ;;
+        *)           usage ;;
+    esac
+}
+
+cmd_slurmdbd() {
+    require_root_debian
+    case ${1:-} in
+        stop)  stop_daemon slurmdbd ;;
+        start) start_slurmdbd ;;
+        *)     usage ;;
+    esac
+}
+
+# ---------------------------------------------------------------------------------------------
 # Subcommands
 
 # The lock's fd 9 must not leak into the daemons (they would hold it forever): every daemon is
@@ -573,6 +907,16 @@ case ${1:-} in
     up)     cmd_up ;;
     down)   cmd_down ;;
     status) cmd_status ;;
+    multi)
+        case ${2:-} in
+            up)     cmd_multi_up ;;
+            down)   cmd_multi_down ;;
+            status) cmd_multi_status ;;
+            conf)   echo "$MCONF" ;;
+            *)      usage ;;
+        esac ;;
+    node)     cmd_node "${2:-}" "${3:-}" ;;
+    slurmdbd) cmd_slurmdbd "${2:-}" ;;
     -h | --help | help) usage ;;
     *)      usage ;;
 esac

@@ -2,7 +2,8 @@
 # The test command of the README, and what CI runs (.ci/run). It tests hpc-tune as a user
 # gets it: builds the wheel, installs it with every extra (`[all]`) into a virtual
 # environment created fresh for this run (no -e, no system site-packages, nothing from an
-# earlier run), brings up the one-node Slurm cluster and installs Debian's Chromium (for the
+# earlier run), brings up the one-node Slurm cluster and the three-node one beside it
+# (`multi up`) and installs Debian's Chromium (for the
 # report's browser tests) when this machine can (root on Debian), and runs pytest with that
 # environment against the installed package. In CI (CI=true) a cluster or browser that cannot
 # be had fails the run; elsewhere those tests skip and say how to get them. Arguments go to pytest.
@@ -20,8 +21,10 @@ wheel=$(ls "$work"/dist/hpc_tune-*.whl)
 echo "test.sh: testing $(basename "$wheel") installed in a fresh environment ($work/venv)" >&2
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    if ! scripts/slurm-cluster.sh up; then
-        echo "test.sh: the Slurm cluster did not come up (see above)" >&2
+    # `multi up` brings up the one-node cluster first, then the three-node one beside it
+    # (tests marked slurm_multinode: node faults).
+    if ! scripts/slurm-cluster.sh multi up; then
+        echo "test.sh: the Slurm clusters did not come up (see above)" >&2
         [ "${CI:-}" = true ] && exit 1
     fi
     if ! scripts/install-chromium.sh; then

@@ -17,6 +17,7 @@ from hpc_tune.trial import (
     STARTED_RECORD,
     checkpoint_dir,
     read_exit_record,
+    read_started_record,
     report,
     run_trial,
 )
@@ -210,3 +211,46 @@ def test_read_exit_record_missing_and_valid(tmp_path):
     (tmp_path / EXIT_RECORD).rmdir()
     (tmp_path / EXIT_RECORD).write_text('{"exit_code": 0, "signal": null}')
     assert read_exit_record(str(tmp_path)) == {"exit_code": 0, "signal": None}
+
+
+RUN_A_COPY = """
+import sys
+from hpc_tune.trial import run_trial
+sys.exit(run_trial(sys.argv[1], {}, sys.argv[2], job_id="7"))
+"""
+
+
+def _copy(tmp_path: Path, command: str, restart_count: int) -> subprocess.Popen:
+    env = {**os.environ, "SLURM_RESTART_COUNT": str(restart_count),
+           "PYTHONPATH": str(Path(trial.__file__).resolve().parents[1])}
+    return subprocess.Popen([sys.executable, "-c", RUN_A_COPY, command, str(tmp_path / "t")], env=env)
+
+
+def test_a_run_whose_trial_another_run_claimed_is_fenced_and_writes_nothing_more(tmp_path):
+    # Job 7 restarted by Slurm (its node lost only slurmd) while its first run still runs.
+    marker = tmp_path / "t" / "lines"
+    command = 'while true; do echo "$HPC_TUNE_JOB_ID $$" >> "$HPC_TUNE_TRIAL_DIR/lines"; sleep 0.1; done'
+    first = _copy(tmp_path, command, 0)
+    deadline = time.time() + 20
+    while not (marker.exists() and read_started_record(str(tmp_path / "t")) or {}).get("child_pid"):
+        assert time.time() < deadline, "the first run did not start"
+        time.sleep(0.05)
+    first_child = read_started_record(str(tmp_path / "t"))["child_pid"]
+    second = _copy(tmp_path, 'echo "second $$" >> "$HPC_TUNE_TRIAL_DIR/lines"', 1)
+    assert second.wait(timeout=30) == 0
+    assert first.wait(timeout=10) == 0  # fenced: it stopped by itself
+    with pytest.raises(ProcessLookupError):
+        os.kill(first_child, 0)  # and its command with it
+    lines = marker.read_text().splitlines()
+    # The second run's command started only once the first's had stopped: its line is the last.
+    assert lines[-1].startswith("second ") and all(not x.startswith("second ") for x in lines[:-1]), lines
+    started, ended = read_started_record(str(tmp_path / "t")), read_exit_record(str(tmp_path / "t"))
+    assert started["run"] == ended["run"] == "7.1" and ended["exit_code"] == 0
+    assert started["node"] and ended["restart_count"] == 1
+
+
+def test_a_first_run_does_not_wait(tmp_path):
+    t0 = time.time()
+    assert run_trial("true", {}, str(tmp_path / "t"), job_id="8") == 0
+    assert time.time() - t0 < trial.FENCE_WAIT_S
+    assert read_exit_record(str(tmp_path / "t"))["run"] == "8.0"

@@ -15,6 +15,10 @@
   behind sbatch, and does not list an array's tasks that have not started yet), or sacct says
   PREEMPTED/NODE_FAIL, which for a requeueable job is a moment before it is PENDING again.
 * Every scheduler command run is counted in ``self.calls``.
+* Clean child jobs: sbatch passes its whole environment on to the job, and a controller that
+  runs as a Slurm job has that job's ``SLURM_*`` variables (its job id, restart count, memory,
+  CPUs...). sbatch runs without them (``inherited_slurm_variables``): a trial job sees only its
+  own.
 """
 from __future__ import annotations
 
@@ -167,6 +171,26 @@ def parse_squeue(text: str) -> Dict[str, Row]:
             reason = fields[2] if len(fields) > 2 and fields[2] != "None" else ""
             rows[job_id] = Row(fields[1], "", reason)
     return rows
+
+
+# Client settings, not a job's description: sbatch must still see them.
+_CLIENT_VARIABLES = frozenset({"SLURM_CONF"})
+
+
+def inherited_slurm_variables(environ: Mapping[str, str]) -> List[str]:
+    """The variables of ``environ`` that describe the Slurm job this process runs in
+    (``SLURM_*``, ``SLURMD_*``, set by Slurm for that job or a parent one), which a job
+    submitted from here must not inherit; sorted."""
+    return sorted(k for k in environ if k.startswith(("SLURM_", "SLURMD_")) and k not in _CLIENT_VARIABLES)
+
+
+class _TrialExecutor(submitit.SlurmExecutor):
+    """submitit's executor, with sbatch run without the submitting job's own variables."""
+
+    def _make_submission_command(self, submission_file_path: Path) -> List[str]:
+        unset = [arg for name in inherited_slurm_variables(os.environ) for arg in ("-u", name)]
+        command = super()._make_submission_command(submission_file_path)
+        return ["env", *unset, *command] if unset else command
 
 
 def sbatch_options(extra: Sequence[str]) -> Dict[str, Any]:
@@ -354,9 +378,7 @@ class SlurmBackend(Backend):
 
     def _executor(self, name: str, gpus: int, count: int) -> submitit.SlurmExecutor:
         self.folder.mkdir(parents=True, exist_ok=True)
-        executor = submitit.SlurmExecutor(
-            folder=self.folder / "%j", max_num_timeout=0, python=self.python
-        )
+        executor = _TrialExecutor(folder=self.folder / "%j", max_num_timeout=0, python=self.python)
         limit = self.time_limit()
         minutes = slurm_time_minutes(limit)
         additional: Dict[str, Any] = {"requeue": True, "time": limit}  # exact --time, as the user wrote it

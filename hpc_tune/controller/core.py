@@ -13,7 +13,12 @@ the next, because each phase reads what the one before wrote:
 
 1. ``reports``: the trials' new result lines as ``report`` events (a line that is not a JSON
    object becomes a warning);
-2. ``outcomes``: ends, retries and state changes, from exit records and job states;
+   ``runs``: a ``run`` event for each run of a trial the wrapper's start record shows for the
+   first time (each attempt, each restart of its job by the scheduler);
+2. ``outcomes``: ends, retries and state changes, from exit records and job states. Only the
+   current run's exit record counts: not one of a run that a newer run has replaced, nor one
+   of a run whose job the scheduler has requeued meanwhile (its node lost only its slurmd:
+   the old copy may end while Slurm starts the job again; SLURM.md);
 3. ``stopping``: every ``StoppingRule`` (thresholds, failure share, per-trial policies);
 4. ``new_trials``: ask the searcher to fill the free slots (recorded BEFORE submission);
 5. ``finished``: the study's end once the searcher is exhausted and nothing is live.
@@ -55,23 +60,28 @@ _RETRY_STATES = {
 }
 MAX_SUBMIT_PER_CYCLE = 1000
 NO_EXIT_RECORD = "COMPLETED-no-exit-record"  # raw state: the job completed, its exit record not seen yet
+# A job the scheduler shows pending while its run has been running this long was requeued;
+# sooner, the scheduler's accounting may simply lag behind the job's start (sacct: seconds).
+REQUEUE_EVIDENCE_S = 15.0
+_REQUEUED = (JobState.PENDING, JobState.REQUEUED)
 
 
 @dataclass(frozen=True)
 class TrialNews:
-    """What one live trial's files say: the exit record of its current attempt (None if
-    there is none yet), and the bytes appended to its result file since the journal's copy
-    (``TrialRecord.result_offset``)."""
+    """What one live trial's files say: its exit record (None if there is none yet), the
+    bytes appended to its result file since the journal's copy (``TrialRecord.result_offset``),
+    and its start record (the latest run's claim)."""
 
     exit: Optional[Mapping[str, Any]] = None
     new_lines: bytes = b""
-    started: Optional[Mapping[str, Any]] = None  # the start record, read while the trial is pending
+    started: Optional[Mapping[str, Any]] = None  # the start record: the latest run's claim
 
 
 @dataclass(frozen=True)
 class News:
     trials: Mapping[int, TrialNews] = field(default_factory=dict)
     statuses: Mapping[str, JobStatus] = field(default_factory=dict)  # job id -> state (one poll)
+    time: Optional[float] = None  # when the loop read it (unix time)
 
 
 @dataclass
@@ -104,32 +114,80 @@ class DecisionCore:
                 out.extend(parse_result_lines(tid, t.result_offset, tn.new_lines))
         return out
 
+    # ------------------------------------------------------------------- runs
+    def runs(self, view: StudyView, news: News) -> List[ev.Event]:
+        """A ``run`` event for each live trial whose start record names a run of its current
+        attempt and job that the journal does not know yet."""
+        out: List[ev.Event] = []
+        for tid, tn in news.trials.items():
+            t = view.trials.get(tid)
+            rec = tn.started
+            if t is None or rec is None or not t.state.live or not t.submitted:
+                continue
+            run = rec.get("run")
+            if not isinstance(run, str) or run == t.run or _attempt_of(rec) != t.attempt \
+                    or str(rec.get("job_id")) != t.job_id:
+                continue
+            restart = rec.get("restart_count") if type(rec.get("restart_count")) is int else 0
+            if restart > 0:
+                after = t.run_end if t.run_over and t.run_end else "restarted by the scheduler"
+            elif t.attempt > 0 and t.runs:
+                after = t.reason or None  # the retry's reason
+            else:
+                after = None
+            started = rec.get("started")
+            out.append(ev.RunStarted(tid, t.attempt, run, t.job_id or "", str(rec.get("node") or rec.get("host") or ""),
+                                     restart, float(started) if type(started) in (int, float) else None, after))
+        return out
+
     # ----------------------------------------------------------------- 2. outcomes
     def outcomes(self, view: StudyView, news: News) -> Decision:
-        """Ends, retries and state changes of the live submitted trials. An exit record of
-        the current attempt comes first; the backend's state only without one."""
+        """Ends, retries and state changes of the live submitted trials. The current run's
+        exit record comes first; the backend's state only without one."""
         d = Decision()
         for t in view.live():
             if not t.submitted:
                 continue
             tn = news.trials.get(t.trial_id)
             record = tn.exit if tn is not None else None
-            if record is not None and _attempt_of(record) == t.attempt:
+            status = news.statuses.get(t.job_id or "")
+            if record is not None and self._counts(t, record, status, news.time):
                 self._end_from_exit(d, t, record)
                 continue
-            status = news.statuses.get(t.job_id or "")
             if status is not None:
-                self._apply_status(d, t, status)
-            elif (t.state is TrialState.PENDING and tn is not None and tn.started is not None
-                  and tn.started.get("job_id") == t.job_id):
+                self._apply_status(d, t, status, news.time)
+            elif (t.state is TrialState.PENDING and not t.run_over and tn is not None and tn.started is not None
+                  and tn.started.get("job_id") == t.job_id and tn.started.get("run") in (None, t.run)):
                 d.events.append(ev.StateChanged(t.trial_id, "running", "started"))
         return d
 
-    def _apply_status(self, d: Decision, t: TrialRecord, status: JobStatus) -> None:
+    def _counts(self, t: TrialRecord, record: Mapping[str, Any], status: Optional[JobStatus],
+                now: Optional[float]) -> bool:
+        """Whether an exit record ends the trial: it is the current run's, and the scheduler
+        has not requeued that run's job meanwhile."""
+        if _attempt_of(record) != t.attempt or t.run_over or self._requeued(t, status, now):
+            return False
+        run = record.get("run")
+        return run is None or run == t.run  # no run: a wrapper older than runs; its attempt is all it says
+
+    @staticmethod
+    def _requeued(t: TrialRecord, status: Optional[JobStatus], now: Optional[float]) -> bool:
+        """The scheduler shows the job of a running run waiting again: it requeued it."""
+        if status is None or t.state is not TrialState.RUNNING or t.run is None:
+            return False
+        if status.state is JobState.REQUEUED:
+            return True
+        return (status.state is JobState.PENDING and now is not None and t.run_started is not None
+                and now - t.run_started >= REQUEUE_EVIDENCE_S)
+
+    def _apply_status(self, d: Decision, t: TrialRecord, status: JobStatus, now: Optional[float] = None) -> None:
         state = status.state
         if state is JobState.RUNNING and t.state is not TrialState.RUNNING:
             d.events.append(ev.StateChanged(t.trial_id, "running", status.raw))
         elif state.live or state is JobState.UNKNOWN:
+            if self._requeued(t, status, now):
+                why = status.reason or status.raw or state.value
+                d.events.append(ev.StateChanged(t.trial_id, "pending", f"requeued ({why})"))
             return
         elif state is JobState.COMPLETED:
             # Finished but no exit record (yet): the file system may lag; the next poll sees
@@ -379,4 +437,4 @@ def _json_scalar(v: Any) -> bool:
 
 
 __all__: Tuple[str, ...] = ("DecisionCore", "Decision", "News", "TrialNews", "job_name", "job_prefix",
-                            "parse_result_lines")
+                            "parse_result_lines", "REQUEUE_EVIDENCE_S")

@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional
 from ..backends import Backend, BackendBusy, BackendError, make_backend
 from ..backends.slurm_commands import SlurmCommands, retrying
 from ..errors import EnvironmentProblem, UserError
-from ..journal import Journal, StudyView, load_view
+from ..journal import Journal, StudyView, load_view, refresh
 from ..journal import events as ev
 from ..paths import StudyPaths
 from ..spec import Spec
@@ -48,11 +48,18 @@ def run_controller(study_dir: str) -> Dict[str, Any]:
         sys.path.insert(0, base_dir)  # `iterative` functions live beside the study file
     _setup_logging(view.paths)
     lease = Lease(study_dir, journal)
-    lease.acquire()
+
+    def study_over() -> bool:
+        refresh(view, journal)
+        return view.ended is not None
+
+    if not lease.acquire(study_over):
+        return dict(view.ended or {"state": "ended"})
     try:
         backend = study_backend(view, spec)
         controller = Controller(study_dir, spec, backend, poll_interval=float(view.info.get("poll_interval") or 30.0),
-                                journal=journal, view=view, lease_lost=lambda: lease.lost)
+                                journal=journal, view=view, lease_lost=lambda: lease.lost, lease_check=lease.check,
+                                epoch=lease.epoch)
         controller.install_signal_handlers()
         return controller.run()
     finally:

@@ -28,13 +28,14 @@ from ..backends import Backend, BackendBusy, BackendError
 from ..backends.slurm_commands import Backoff, SlurmCommands
 from ..journal import Journal, StudyView, load_view, refresh, write_snapshot
 from ..journal import events as ev
-from ..paths import StudyPaths
-from ..protocol import CHECKPOINT_DIR_ENV, read_exit_record, read_started_record
+from ..paths import StudyPaths, TrialPaths
+from ..protocol import CHECKPOINT_DIR_ENV, read_exit_record, read_exit_record_file, read_json, read_started_record
 from ..spec import Spec
 from ..trials import TrialState
 from . import checkpoints
 from .core import Decision, DecisionCore, News, TrialNews, job_prefix
 from .faults import fault
+from .lease import LeaseLost
 
 log = logging.getLogger("hpc_tune.controller")
 
@@ -44,10 +45,12 @@ log = logging.getLogger("hpc_tune.controller")
 MIN_TICK, MAX_TICK = 0.25, 1.0
 FILE_CHECKS_PER_S = 400
 SNAPSHOT_EVERY_BYTES = 16 << 20  # a long journal replays from a snapshot, see journal.write_snapshot
-# Pending trials' start records are read at most every START_CHECK_EVERY_S, and no more than
-# START_CHECKS_PER_S of them a second: a started trial shows "running" within a second (the
-# local backend's trials, a few Slurm jobs), or within 10 s of 1,000 trials queued in Slurm,
-# whose records read every cycle were +4 ms of CPU a cycle (benchmarks/controller_scale.py).
+# Live trials' start records are looked at (a stat; read when changed) at most every
+# START_CHECK_EVERY_S, and no more than START_CHECKS_PER_S of them a second, except that of a
+# trial with an exit record: a started trial shows "running", and a restarted one its new
+# run, within a second (the local backend's trials, a few Slurm jobs), or within 10 s of
+# 1,000 live trials, whose records read every cycle were +4 ms of CPU a cycle
+# (benchmarks/controller_scale.py).
 START_CHECK_EVERY_S = 1.0
 START_CHECKS_PER_S = 100
 
@@ -55,9 +58,13 @@ START_CHECKS_PER_S = 100
 class Controller:
     def __init__(self, study_dir: str, spec: Spec, backend: Backend, *, poll_interval: float = 30.0,
                  tick: Optional[float] = None, journal: Optional[Journal] = None,
-                 view: Optional[StudyView] = None, lease_lost: Callable[[], bool] = lambda: False):
+                 view: Optional[StudyView] = None, lease_lost: Callable[[], bool] = lambda: False,
+                 lease_check: Optional[Callable[[], None]] = None, epoch: Optional[int] = None):
         """``journal``/``view``: the study's journal and its fold when the caller has them
-        already (one replay per start), else read here."""
+        already (one replay per start), else read here. ``lease_check`` raises ``LeaseLost``
+        once another controller holds the study (run under the journal's lock before each
+        append, and before each scheduler action); ``epoch``: our lease's, written into
+        every event we append."""
         self.study_dir = study_dir
         self.paths = StudyPaths(study_dir)
         self.spec = spec
@@ -66,6 +73,9 @@ class Controller:
         self.tick = tick
         self.journal = journal or Journal(study_dir)
         self.lease_lost = lease_lost
+        self.lease_check = lease_check
+        self.epoch = epoch
+        self._fenced = False
         self.core = DecisionCore(spec)
         self.view: StudyView = view if view is not None else load_view(study_dir, self.journal)
         self.backoff = Backoff()
@@ -75,6 +85,8 @@ class Controller:
         self._exhausted = False
         self._adopted = False
         self._snapshot_offset = self.view.offset
+        self._trial_files: Dict[int, TrialPaths] = {}  # each trial's file paths, joined once
+        self._started_seen: Dict[int, Any] = {}  # trial id -> ((mtime, size) of started.json, its record)
         self._pruned: Set[int] = set()  # trials whose checkpoints were deleted (PBT)
 
     # ------------------------------------------------------------------ lifecycle
@@ -99,15 +111,23 @@ class Controller:
                 if self.view.ended is not None:
                     break
                 if self.lease_lost():
-                    log.error("another controller took over this study's lease: stopping")
-                    return {"state": "interrupted", "reason": "lease taken over by another controller"}
+                    raise LeaseLost("another controller took over this study's lease")
                 if self._stop_signal or (max_cycles is not None and cycles >= max_cycles):
                     return self._interrupted()
                 time.sleep(self._sleep_time())
+        except LeaseLost as exc:
+            # Fenced: the new holder acts from now on; we write, cancel and submit nothing more.
+            self._fenced = True
+            log.error("%s: stopping without acting", exc)
+            return {"state": "interrupted", "reason": "lease taken over by another controller"}
         finally:
-            self._write([ev.ControllerEvent("stop", socket.gethostname(), os.getpid(),
-                                            reason=self._stop_signal or "")])
-            write_snapshot(self.view)
+            if not self._fenced:
+                try:
+                    self._write([ev.ControllerEvent("stop", socket.gethostname(), os.getpid(),
+                                                    reason=self._stop_signal or "")])
+                    write_snapshot(self.view)
+                except LeaseLost as exc:
+                    log.error("%s: stopping without acting", exc)
         return dict(self.view.ended)
 
     def _sleep_time(self) -> float:
@@ -144,6 +164,7 @@ class Controller:
         if reports:  # one append for every trial's new lines: the ends below read them
             self._write(reports)
             fault("reported")
+        self._write(self.core.runs(self.view, news))  # before the ends: they count only the current run
         if self._act(self.core.outcomes(self.view, news)) and self.view.ended is None:
             self._act(self.core.stopping(self.view))
         if self.view.ended is None and self.backoff.ready() and self._adopt():
@@ -172,21 +193,45 @@ class Controller:
         # The exit record first, then the result lines: the wrapper writes the record
         # after the command has exited, so the lines read after it are all there will be.
         trials: Dict[int, TrialNews] = {}
-        pending = sum(1 for t in live if t.state is TrialState.PENDING)
-        check_starts = now - self._last_start_check >= max(START_CHECK_EVERY_S, pending / START_CHECKS_PER_S)
+        check_starts = now - self._last_start_check >= max(START_CHECK_EVERY_S, len(live) / START_CHECKS_PER_S)
         if check_starts:
             self._last_start_check = now
+        files = self._trial_files
         for t in live:
-            tpaths = self.paths.trial(t.trial_id)
-            record = read_exit_record(tpaths.root)
+            tpaths = files.get(t.trial_id)
+            if tpaths is None:
+                tpaths = files[t.trial_id] = self.paths.trial(t.trial_id)
+            record = read_exit_record_file(tpaths.exit_record)
             lines = _read_from(tpaths.result, t.result_offset)
-            # A pending trial's start record: running as soon as its wrapper says so, not
-            # at the next poll (the local backend's poll is as slow as Slurm's)
-            started = (read_started_record(tpaths.root) if check_starts and record is None
-                       and t.state is TrialState.PENDING and (t.job_id or "") not in statuses else None)
+            # The start record (the latest run's claim): always with an exit record (which
+            # counts only if it is the current run's), else when due: a pending trial shows
+            # running, a restarted one its new run, as soon as its wrapper says so.
+            started = (self._started_record(t.trial_id, tpaths.started_record)
+                       if record is not None or check_starts else None)
             if record is not None or lines or started is not None:
                 trials[t.trial_id] = TrialNews(record, lines, started)
-        return News(trials, statuses)
+        # An exit record ends a trial only if its job was not requeued meanwhile (a node that
+        # lost only its slurmd: the old copy may end while Slurm starts the job again): ask.
+        ending = [t.job_id for t in live if t.job_id and t.job_id not in statuses
+                  and trials.get(t.trial_id, TrialNews()).exit is not None]
+        if ending and self.backoff.ready():
+            try:
+                statuses = {**statuses, **self.backend.poll(ending)}
+            except BackendError as exc:
+                self._busy(exc)
+        return News(trials, statuses, time.time())
+
+    def _started_record(self, trial_id: int, path: str) -> Optional[Dict[str, Any]]:
+        """The trial's start record, read again only when the file changed."""
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        key = (st.st_mtime_ns, st.st_size)
+        seen = self._started_seen.get(trial_id)
+        if seen is None or seen[0] != key:
+            seen = self._started_seen[trial_id] = (key, read_json(path))
+        return seen[1]
 
     # --------------------------------------------------------------------- acting
     def _act(self, d: Decision) -> bool:
@@ -195,6 +240,7 @@ class Controller:
         if d.cancel:
             if not self.backoff.ready():
                 return False
+            self._check_lease()
             try:
                 self.backend.cancel(d.cancel)
             except BackendError as exc:  # busy or failing: the jobs may still run; decide again later
@@ -241,6 +287,7 @@ class Controller:
         trials = ready
         if not requests:
             return True
+        self._check_lease()
         try:
             job_ids = dict(enumerate(self.backend.submit(requests)))
         except BackendBusy as exc:
@@ -299,11 +346,20 @@ class Controller:
         return True
 
     # -------------------------------------------------------------------- journal
+    def _check_lease(self) -> None:
+        """Before a scheduler action: raise ``LeaseLost`` if another controller holds the study."""
+        if self.lease_check is not None:
+            self.lease_check()
+
     def _write(self, events: List[ev.Event]) -> None:
-        """Append events (one append: one lock, one fsync) and fold them."""
+        """Append events (one append: one lock, one fsync) and fold them. Each carries our
+        lease's epoch; the append is refused (``LeaseLost``) once the lease is another's."""
         if not events:
             return
-        self.journal.append(*[e.to_json() for e in events])
+        lines = [e.to_json() for e in events]
+        if self.epoch is not None:
+            lines = [{**line, "epoch": self.epoch} for line in lines]
+        self.journal.append(*lines, check=self.lease_check)
         refresh(self.view, self.journal)
         if self.view.offset - self._snapshot_offset > SNAPSHOT_EVERY_BYTES:
             write_snapshot(self.view)
@@ -336,6 +392,11 @@ def _log_event(e: ev.Event, view: StudyView) -> None:
         log.info("trial %s %s%s%s", e.id, e.state, value, f" ({e.reason})" if e.reason else "")
     elif isinstance(e, ev.Retried):
         log.info("trial %s resubmitted (attempt %s): %s", e.id, e.attempt, e.reason)
+    elif isinstance(e, ev.RunStarted) and e.restart_count > 0:
+        log.info("trial %s running again: job %s restart %s on %s%s", e.id, e.job, e.restart_count, e.node,
+                 f" ({e.after})" if e.after else "")
+    elif isinstance(e, ev.StateChanged) and e.raw.startswith("requeued"):
+        log.info("trial %s: its job was %s", e.id, e.raw)
     elif isinstance(e, ev.StudyEnded):
         log.info("study %s: %s", e.state, e.reason)
     elif isinstance(e, ev.Warned):

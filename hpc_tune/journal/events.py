@@ -8,6 +8,8 @@ journal takes its default, so journals written by 0.1.0 replay unchanged.
     study      a study was created: its first line
     trial      a trial exists (recorded BEFORE its first submission)
     submitted  the backend accepted an attempt of a trial
+    run        a run of a trial started (each attempt, each Slurm restart of its job): job,
+               node, restart count, and why the run before it ended when known
     state      pending/running as the backend sees it
     report     one result line copied from the trial's result.jsonl
     retry      resubmitted (time limit, node failure, preemption)
@@ -113,6 +115,36 @@ class Submitted(Event):
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Submitted":
         return cls(id=d["id"], attempt=_int(d.get("attempt"), -1), job=str(d.get("job")))
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    """A start of a trial's command, from the wrapper's ``started.json``: ``run`` is its
+    identity (``<job id>.<restart count>``); only this run's exit record counts from now on."""
+
+    KIND: ClassVar[str] = "run"
+    id: int
+    attempt: int
+    run: str
+    job: str
+    node: str = ""
+    restart_count: int = 0
+    started: Optional[float] = None
+    after: Optional[str] = None  # why the run before it ended, when known
+
+    def to_json(self) -> Dict[str, Any]:
+        out = {"e": self.KIND, "id": self.id, "attempt": self.attempt, "run": self.run, "job": self.job,
+               "node": self.node, "restart_count": self.restart_count, "started": self.started}
+        if self.after is not None:
+            out["after"] = self.after
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "RunStarted":
+        after = d.get("after")
+        return cls(id=d["id"], attempt=_int(d.get("attempt")), run=_str(d.get("run")), job=_str(d.get("job")),
+                   node=_str(d.get("node")), restart_count=_int(d.get("restart_count")),
+                   started=_num(d.get("started")), after=None if after is None else str(after))
 
 
 @dataclass(frozen=True)
@@ -246,8 +278,10 @@ class StudyEnded(Event):
 
 @dataclass(frozen=True)
 class ControllerEvent(Event):
-    """``action``: ``start`` (took the lease; ``took_over`` says from whom when it was stale),
-    ``stop``, or ``submitted`` (a controller job is queued: ``job``)."""
+    """``action``: ``start`` (took the lease, of epoch ``epoch``; ``took_over`` says from whom
+    when it was not released), ``stop``, or ``submitted`` (a controller job is queued: ``job``).
+    Every other event a controller appends carries its lease's epoch too (``"epoch"`` beside
+    the event's fields, see ``controller.loop``)."""
 
     KIND: ClassVar[str] = "controller"
     action: str
@@ -256,6 +290,7 @@ class ControllerEvent(Event):
     job: Optional[str] = None
     reason: Optional[str] = None
     took_over: Optional[str] = None
+    epoch: Optional[int] = None
 
     def to_json(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {"e": self.KIND, "action": self.action}
@@ -263,7 +298,7 @@ class ControllerEvent(Event):
             out.update(host=self.host, pid=self.pid)
         if self.action != "stop" or self.job is not None:
             out["job"] = self.job
-        for k in ("reason", "took_over"):
+        for k in ("reason", "took_over", "epoch"):
             if getattr(self, k) is not None:
                 out[k] = getattr(self, k)
         return out
@@ -272,7 +307,8 @@ class ControllerEvent(Event):
     def from_json(cls, d: Mapping[str, Any]) -> "ControllerEvent":
         job = d.get("job")
         return cls(action=_str(d.get("action")), host=d.get("host"), pid=d.get("pid"),
-                   job=None if job is None else str(job), reason=d.get("reason"), took_over=d.get("took_over"))
+                   job=None if job is None else str(job), reason=d.get("reason"), took_over=d.get("took_over"),
+                   epoch=d.get("epoch") if type(d.get("epoch")) is int else None)
 
 
 @dataclass(frozen=True)
@@ -294,8 +330,9 @@ class Warned(Event):
         return cls(message=_str(d.get("message")), id=tid if type(tid) is int else None)
 
 
-EVENT_TYPES: Tuple[Type[Event], ...] = (StudyCreated, TrialCreated, Submitted, StateChanged, Reported, Retried,
-                                        Ended, OptionsChanged, CancelRequested, StudyEnded, ControllerEvent, Warned)
+EVENT_TYPES: Tuple[Type[Event], ...] = (StudyCreated, TrialCreated, Submitted, RunStarted, StateChanged, Reported,
+                                        Retried, Ended, OptionsChanged, CancelRequested, StudyEnded, ControllerEvent,
+                                        Warned)
 BY_KIND: Dict[str, Type[Event]] = {cls.KIND: cls for cls in EVENT_TYPES}
 
 

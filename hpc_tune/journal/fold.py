@@ -81,6 +81,7 @@ class StudyView:
                 end = event.get("end", 0)
                 if type(end) is int and end > t.result_offset:
                     t.result_offset = end
+                t.last_report_t = event.get("t")
             return
         handler = _APPLY.get(kind)  # type: ignore[arg-type]
         if handler is not None:
@@ -115,11 +116,34 @@ class StudyView:
         if t.state in LIVE_STATES:  # else a late duplicate: the end stands
             t.state = TrialState.PENDING
 
+    def apply_run(self, event: Mapping[str, Any], ts: float) -> None:
+        tid = event.get("id")
+        t = self.trials.get(tid) if type(tid) is int else None
+        if t is None or t.state not in LIVE_STATES or event.get("run") == t.run:
+            return
+        started = event.get("started")
+        started = float(started) if type(started) in (int, float) else ts
+        if t.runs and type(t.last_report_t) in (int, float):
+            t.time_lost += max(0.0, started - t.last_report_t)
+        restart = event.get("restart_count")
+        if type(restart) is int and restart > 0:
+            t.restarts += 1
+        t.runs += 1
+        t.run = str(event.get("run"))
+        t.run_started = started
+        t.run_over = False
+        t.run_end = ""
+        if t.started is None:
+            t.started = started
+
     def apply_state(self, event: Mapping[str, Any], ts: float) -> None:
         tid = event.get("id")
         t = self.trials.get(tid) if type(tid) is int else None
         if t is None or t.state not in LIVE_STATES:
             return
+        if event["state"] == "pending" and t.state is TrialState.RUNNING and t.run is not None:
+            t.run_over = True  # requeued: the run that was running is over for the scheduler
+            t.run_end = str(event.get("raw", ""))
         t.state = TrialState(event["state"])
         t.raw_state = str(event.get("raw", ""))
         if t.state is TrialState.RUNNING and t.started is None:

@@ -16,7 +16,7 @@ import json
 import os
 import socket
 import time
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from filelock import FileLock, Timeout
 
@@ -72,8 +72,9 @@ class Journal:
             self._lock.release()
 
     # -- writing ----------------------------------------------------------------
-    def append(self, *events: Dict[str, Any]) -> None:
-        """Append events atomically with respect to other writers, then fsync."""
+    def append(self, *events: Dict[str, Any], check: Optional[Callable[[], None]] = None) -> None:
+        """Append events atomically with respect to other writers, then fsync. ``check`` runs
+        under the lock first and may refuse the append by raising (a controller's lease)."""
         if not events:
             return
         now = time.time()
@@ -82,6 +83,8 @@ class Journal:
             + "\n" for e in events).encode()
         self._acquire()
         try:
+            if check is not None:
+                check()
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
             try:
                 self._repair_tail(fd)

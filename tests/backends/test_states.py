@@ -1,6 +1,7 @@
 """Slurm's words -> JobState, sacct/squeue parsing, and poll's decisions on canned output. Pure and fast."""
 from __future__ import annotations
 
+import os
 import subprocess
 from typing import Dict, List
 
@@ -12,6 +13,7 @@ from hpc_tune.backends.slurm import (
     SlurmBackend,
     classify_error,
     expand_job_ids,
+    inherited_slurm_variables,
     parse_exit_code,
     parse_sacct,
     parse_slurm_state,
@@ -285,3 +287,39 @@ def test_job_just_submitted_missing_from_sacct_is_pending_without_squeue(monkeyp
     clock[0] += SACCT_LAG_S  # older: squeue is asked, and says nothing (pending until the grace ends)
     assert backend.poll(["80"])["80"].state is JobState.PENDING
     assert backend.calls == {"sacct": 2, "squeue": 1}
+
+
+CONTROLLER_JOB_ENV = {
+    "SLURM_JOB_ID": "41", "SLURM_JOBID": "41", "SLURM_RESTART_COUNT": "1", "SLURM_MEM_PER_NODE": "1024",
+    "SLURM_CPUS_PER_TASK": "1", "SLURM_JOB_NAME": "hpct-ctl-x", "SLURMD_NODENAME": "n2",
+    "SLURM_WORKING_CLUSTER": "hpctune3:127.0.0.1:6827:9728:109", "SLURM_CONF": "/etc/slurm/other.conf",
+    "SBATCH_ACCOUNT": "mine", "HOME": "/home/me", "PATH": "/usr/bin", "MY_SLURM_THING": "kept",
+}
+
+
+def test_a_submitting_jobs_own_slurm_variables_are_not_inherited():
+    # SLURM_CONF chooses the cluster (a client setting); SBATCH_* are the user's defaults.
+    assert inherited_slurm_variables(CONTROLLER_JOB_ENV) == [
+        "SLURMD_NODENAME", "SLURM_CPUS_PER_TASK", "SLURM_JOBID", "SLURM_JOB_ID", "SLURM_JOB_NAME",
+        "SLURM_MEM_PER_NODE", "SLURM_RESTART_COUNT", "SLURM_WORKING_CLUSTER"]
+    assert inherited_slurm_variables({"HOME": "/h", "SLURM_CONF": "/x"}) == []
+
+
+def test_sbatch_runs_without_the_submitting_jobs_variables(monkeypatch, tmp_path):
+    for k in [k for k in os.environ if k.startswith(("SLURM_", "SLURMD_"))]:
+        monkeypatch.delenv(k)
+    executor = SlurmBackend(str(tmp_path))._executor("hpct-s-0", 0, 1)
+    assert executor._make_submission_command(tmp_path / "x.sh") == ["sbatch", str(tmp_path / "x.sh")]
+    for k, v in CONTROLLER_JOB_ENV.items():
+        monkeypatch.setenv(k, v)
+    command = executor._make_submission_command(tmp_path / "x.sh")
+    assert command[0] == "env" and command[-2:] == ["sbatch", str(tmp_path / "x.sh")]
+    unset = command[1:-2]
+    assert unset[0::2] == ["-u"] * (len(unset) // 2)
+    assert unset[1::2] == inherited_slurm_variables(CONTROLLER_JOB_ENV)
+    # What sbatch then sees: none of the job's variables, everything else.
+    res = subprocess.run([*command[:-2], "env"], capture_output=True, text=True, check=True)
+    seen = dict(line.split("=", 1) for line in res.stdout.splitlines() if "=" in line)
+    assert not [k for k in seen if k.startswith(("SLURM_", "SLURMD_")) and k != "SLURM_CONF"]
+    assert seen["SLURM_CONF"] == "/etc/slurm/other.conf" and seen["SBATCH_ACCOUNT"] == "mine"
+    assert seen["MY_SLURM_THING"] == "kept"

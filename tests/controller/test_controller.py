@@ -286,8 +286,8 @@ def test_a_cycle_journals_all_reports_in_one_append_and_all_ends_in_another(tmp_
         backend.finish(job)
     appends = []
     real_append = Journal.append
-    monkeypatch.setattr(Journal, "append", lambda self, *ev: (appends.append([e["e"] for e in ev]),
-                                                              real_append(self, *ev))[1])
+    monkeypatch.setattr(Journal, "append", lambda self, *ev, **kw: (appends.append([e["e"] for e in ev]),
+                                                                    real_append(self, *ev, **kw))[1])
     controller.cycle()
     assert appends[:2] == [["report"] * 12, ["end"] * 12]
     assert all(t.state.value == "completed" and t.value is not None for t in controller.view.trials.values())

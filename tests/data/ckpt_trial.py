@@ -9,7 +9,9 @@ seconds while it works. After each step it reports
 ``$HPC_TUNE_CHECKPOINT_DIR/state.json`` atomically (temporary file + rename). At start it
 resumes from that file: it reports ``{"resumed_from": k}`` when k > 0 and carries on at
 step k+1. Its first line tells what it saw (checkpoint folder, Slurm restart count,
-attempt, job id), so the tests can check where a requeued or promoted trial ran.
+attempt, job id, Slurm node), so the tests can check where a requeued or promoted trial ran.
+Every line carries the run's ``pid`` and the time ``t`` it was written: the lines of two
+copies of one trial running at once are told apart.
 
 A step is reported before it is saved: a kill in between repeats that step after a
 restart, it never skips one. No signal handling: a killed trial simply loses the step it
@@ -39,7 +41,7 @@ state_path = os.path.join(ckpt_dir, "state.json")
 def report(**metrics):
     fd = os.open(result_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, (json.dumps(metrics) + "\n").encode())
+        os.write(fd, (json.dumps({**metrics, "pid": os.getpid(), "t": time.time()}) + "\n").encode())
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -63,7 +65,8 @@ except (OSError, ValueError, KeyError, TypeError):
 report(ckpt_dir=ckpt_dir, trial_dir=os.environ.get("HPC_TUNE_TRIAL_DIR", ""),
        restart_count=int(os.environ.get("SLURM_RESTART_COUNT") or 0),
        attempt=int(os.environ.get("HPC_TUNE_ATTEMPT") or 0),
-       job=os.environ.get("HPC_TUNE_JOB_ID", ""), pid=os.getpid(), target=steps, started=time.time())
+       job=os.environ.get("HPC_TUNE_JOB_ID", ""), node=os.environ.get("SLURMD_NODENAME", ""), target=steps,
+       started=time.time())
 if start > 0:
     report(resumed_from=start)
 beats = 0

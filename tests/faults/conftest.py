@@ -4,8 +4,10 @@ Each test is marked ``@pytest.mark.scenario(NAME)`` (NAME may hold ``{backend}``
 the test's parameters) and asks the ``scenarios`` fixture for its result. On first use the
 fixture starts, in threads, every scenario that a selected test needs (Slurm ones only when
 the cluster answers), so the slow Slurm studies overlap: the whole folder takes about as
-long as its longest scenario. Every scenario's jobs are cancelled by name when its test ends
-and again at the end of the session.
+long as its longest scenario. The node-fault scenarios of the three-node cluster run one
+after the other (``faultkit.MULTINODE_LANE``: a node fault hits every job on that node),
+beside the others. Every scenario's jobs are cancelled by name when its test ends and again
+at the end of the session.
 """
 from __future__ import annotations
 
@@ -52,7 +54,8 @@ class Scenarios:
         self.futures: Dict[str, Future] = {}
         self.times: Dict[str, List[float]] = {}
         # The preemption scenario goes first; the other Slurm ones wait for its gate.
-        self.gated = {n for n in names if faultkit.SCENARIOS[n][2] and n != PREEMPTION}
+        # (the three-node cluster is another cluster: the preemptor cannot reach it)
+        self.gated = {n for n in names if faultkit.SCENARIOS[n][2] is True and n != PREEMPTION}
         if PREEMPTION in names:
             faultkit.GATE.hold_first(len(self.gated))
         else:
@@ -68,7 +71,7 @@ class Scenarios:
         self.futures[name] = self.pool.submit(self._run, name)
 
     def _run(self, name: str) -> Dict[str, Any]:
-        fn, kwargs, _ = faultkit.SCENARIOS[name]
+        fn, kwargs, needs = faultkit.SCENARIOS[name]
         workdir = self.base / name
         workdir.mkdir(parents=True, exist_ok=True)
         t0 = time.time()
@@ -76,6 +79,16 @@ class Scenarios:
         try:
             if name in self.gated:
                 return faultkit.GATE.other(lambda: fn(workdir, owner=name, **kwargs))
+            if needs == faultkit.MULTINODE:
+                with faultkit.MULTINODE_LANE:
+                    self.times[name][0] = time.time()  # its own time, not the wait for the lane
+                    if faultkit.ABORT.is_set():
+                        raise AssertionError("session ended")
+                    try:
+                        return fn(workdir, owner=name, **kwargs)
+                    finally:
+                        faultkit.CLEANUP.run(name)
+                        faultkit.heal_multinode()  # the next scenario gets three nodes in service
             return fn(workdir, owner=name, **kwargs)
         except BaseException:
             (workdir / "scenario-error.txt").write_text(traceback.format_exc())
@@ -108,13 +121,20 @@ _DURATIONS: Dict[str, float] = {}
 @pytest.fixture(scope="session")
 def scenarios(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     slurm_ok = faultkit.slurm_here()
+    multinode_ok: Optional[bool] = None
     names: List[str] = []
     for item in request.session.items:
         name = scenario_name(item)
         if name is None or name in names:
             continue
-        if faultkit.SCENARIOS.get(name, (None, None, False))[2] and not slurm_ok:
-            continue  # the test itself is skipped (or fails under CI) by tests/conftest.py
+        needs = faultkit.SCENARIOS.get(name, (None, None, False))[2]
+        if needs == faultkit.MULTINODE:
+            if multinode_ok is None:
+                multinode_ok = faultkit.multinode_here()
+            if not multinode_ok:
+                continue  # the test itself is skipped (or fails under CI) by tests/conftest.py
+        elif needs and not slurm_ok:
+            continue
         names.append(name)
     base = tmp_path_factory.mktemp("faults")
     runner = Scenarios(base, names)
@@ -137,3 +157,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_sep("-", "fault scenarios (wall time, they ran concurrently)")
         for name, seconds in sorted(_DURATIONS.items(), key=lambda kv: -kv[1]):
             terminalreporter.write_line(f"{seconds:7.1f} s  {name}")
+    if faultkit.MEASURED:
+        terminalreporter.write_sep("-", "what each node fault cost (docs/faults.md)")
+        for name, figures in sorted(faultkit.MEASURED.items()):
+            terminalreporter.write_line(f"{name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))

@@ -35,12 +35,16 @@ PY = sys.executable
 
 # ------------------------------------------------------------------------------ scenarios
 
-# name -> (function(workdir, **kwargs) -> dict, kwargs, needs_slurm)
-SCENARIOS: Dict[str, Tuple[Callable[..., Dict[str, Any]], Dict[str, Any], bool]] = {}
+# The cluster a scenario needs: none (local backend), the one-node cluster, or the three-node
+# one (`scripts/slurm-cluster.sh multi up`, chosen with SLURM_CONF).
+MULTINODE = "multinode"
+# name -> (function(workdir, **kwargs) -> dict, kwargs, needs: False, True (one-node) or MULTINODE)
+SCENARIOS: Dict[str, Tuple[Callable[..., Dict[str, Any]], Dict[str, Any], Any]] = {}
 
 
-def scenario(name: str, *, slurm: bool, **kwargs: Any) -> Callable:
-    """Register ``fn(workdir, **kwargs)`` as scenario ``name`` (a decorator; stackable)."""
+def scenario(name: str, *, slurm: Any, **kwargs: Any) -> Callable:
+    """Register ``fn(workdir, **kwargs)`` as scenario ``name`` (a decorator; stackable).
+    ``slurm``: False, True (the one-node cluster) or MULTINODE."""
     def register(fn: Callable[..., Dict[str, Any]]) -> Callable[..., Dict[str, Any]]:
         SCENARIOS[name] = (fn, kwargs, slurm)
         return fn
@@ -53,13 +57,14 @@ class Cleanup:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.studies: Dict[str, List[str]] = defaultdict(list)  # scenario -> study ids
+        self.studies: Dict[str, List[Tuple[str, Optional[str]]]] = defaultdict(list)  # scenario -> (study id, conf)
         self.jobs: Dict[str, List[str]] = defaultdict(list)  # scenario -> extra job ids
         self.procs: Dict[str, List[subprocess.Popen]] = defaultdict(list)
 
-    def study(self, owner: str, study_dir: str) -> None:
+    def study(self, owner: str, study_dir: str, conf: Optional[str] = None) -> None:
+        """``conf``: the SLURM_CONF of the cluster its jobs run on (None: the default one)."""
         with self.lock:
-            self.studies[owner].append(os.path.basename(study_dir))
+            self.studies[owner].append((os.path.basename(study_dir), conf))
 
     def job(self, owner: str, job_id: str) -> None:
         with self.lock:
@@ -82,8 +87,8 @@ class Cleanup:
                         os.kill(p.pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
-        for study_id in studies:
-            scancel_study(study_id)
+        for study_id, conf in studies:
+            scancel_study(study_id, conf)
         if jobs and slurm_here():
             subprocess.run(["scancel", *jobs], capture_output=True, timeout=60)
 
@@ -339,16 +344,25 @@ def check_exactly_once(events: List[Dict[str, Any]]) -> Dict[Tuple[int, int], st
 # -------------------------------------------------------------------------------- Slurm
 
 
-def slurm_here() -> bool:
+def slurm_env(conf: Optional[str] = None) -> Dict[str, str]:
+    """This process's environment, for the cluster of ``conf`` (SLURM_CONF) when given."""
+    env = dict(os.environ)
+    if conf:
+        env["SLURM_CONF"] = conf
+    return env
+
+
+def slurm_here(conf: Optional[str] = None) -> bool:
     try:
-        return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=20).returncode == 0
+        return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=20, env=slurm_env(conf)).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
 
 
-def squeue_names() -> Dict[str, str]:
+def squeue_names(conf: Optional[str] = None) -> Dict[str, str]:
     """job id -> name of every queued job (one line per array task)."""
-    res = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%j"], capture_output=True, text=True, timeout=60)
+    res = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%j"], capture_output=True, text=True, timeout=60,
+                         env=slurm_env(conf))
     out = {}
     for line in res.stdout.splitlines():
         job, _, name = line.strip().partition("|")
@@ -357,14 +371,16 @@ def squeue_names() -> Dict[str, str]:
     return out
 
 
-def scancel_study(study_id: str) -> None:
+def scancel_study(study_id: str, conf: Optional[str] = None) -> None:
     """Cancel every queued job of a study, found by name (trials: hpct-<id>-..., arrays
     hpct-<id>-...@token, controller: hpct-ctl-<id>)."""
-    if not slurm_here():
+    if not slurm_here(conf):
         return
-    ids = [j for j, name in squeue_names().items() if name.startswith((f"hpct-{study_id}-", f"hpct-ctl-{study_id}"))]
+    ids = [j for j, name in squeue_names(conf).items()
+           if name.startswith((f"hpct-{study_id}-", f"hpct-ctl-{study_id}"))]
     if ids:
-        subprocess.run(["scancel", *sorted({j.split("_")[0] for j in ids})], capture_output=True, timeout=60)
+        subprocess.run(["scancel", *sorted({j.split("_")[0] for j in ids})], capture_output=True, timeout=60,
+                       env=slurm_env(conf))
 
 
 def gpu_jobs_except(mine: Iterable[str]) -> List[str]:
@@ -381,21 +397,32 @@ def sbatch(*args: str) -> str:
     return res.stdout.strip().split(";")[0]
 
 
-def sacct_rows(*args: str) -> List[List[str]]:
-    res = subprocess.run(["sacct", "-n", "-P", *args], capture_output=True, text=True, timeout=120)
+SACCT_PATIENCE_S = 180  # a node-fault test stops the shared slurmdbd for 60 s
+
+
+def sacct_rows(*args: str, conf: Optional[str] = None) -> List[List[str]]:
+    """``sacct -n -P ARGS`` split into fields; while slurmdbd is down (a fault test stops
+    it), asks again for up to SACCT_PATIENCE_S."""
+    deadline = time.time() + SACCT_PATIENCE_S
+    while True:
+        res = subprocess.run(["sacct", "-n", "-P", *args], capture_output=True, text=True, timeout=120,
+                             env=slurm_env(conf))
+        if res.returncode == 0 or time.time() > deadline:
+            break
+        time.sleep(3)
     assert res.returncode == 0, res.stderr
     return [line.split("|") for line in res.stdout.splitlines() if line.strip()]
 
 
-def sacct_history(job: str) -> List[str]:
+def sacct_history(job: str, conf: Optional[str] = None) -> List[str]:
     """Every state a job went through, oldest first (``sacct -D``: requeues keep their rows)."""
-    return [row[1] for row in sacct_rows("-X", "-D", "-o", "JobID,State", "-j", job) if row[0] == job]
+    return [row[1] for row in sacct_rows("-X", "-D", "-o", "JobID,State", "-j", job, conf=conf) if row[0] == job]
 
 
 _TASK = re.compile(r"^(\d+)_(\d+)$")
 
 
-def sacct_jobs_by_trial(study_dir: str) -> Dict[int, List[str]]:
+def sacct_jobs_by_trial(study_dir: str, conf: Optional[str] = None) -> Dict[int, List[str]]:
     """trial id -> every Slurm job that ran under its name, from ``sacct`` (array tasks named
     through the array's manifest, see backends/slurm.py _task_name)."""
     events = journal(study_dir)
@@ -403,7 +430,8 @@ def sacct_jobs_by_trial(study_dir: str) -> Dict[int, List[str]]:
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(events[0]["t"] - 120))
     prefix = f"hpct-{study_id}-"
     out: Dict[int, List[str]] = defaultdict(list)
-    for job, name in (row[:2] for row in sacct_rows("-X", "-S", start, "-E", "now", "-o", "JobID,JobName")):
+    for job, name in (row[:2] for row in sacct_rows("-X", "-S", start, "-E", "now", "-o", "JobID,JobName",
+                                                    conf=conf)):
         if not name.startswith(prefix):
             continue
         if "@" in name:
@@ -433,3 +461,169 @@ def check_continues(lines: List[Dict[str, Any]]) -> int:
         if "step" in line:
             done = max(done, int(line["step"]))
     return resumed
+
+
+# ------------------------------------------------------------ the three-node cluster
+
+CLUSTER_SCRIPT = ROOT / "scripts" / "slurm-cluster.sh"
+# The node-fault scenarios run one after the other: a fault of a node (or of slurmdbd) would
+# hit the jobs of every study on it.
+MULTINODE_LANE = threading.Lock()
+# What each node-fault scenario measured (printed at the end of the session, see conftest.py).
+MEASURED: Dict[str, Dict[str, Any]] = {}
+
+
+def multinode_conf() -> str:
+    """The SLURM_CONF of the three-node cluster (``slurm-cluster.sh multi conf``)."""
+    res = subprocess.run(["bash", str(CLUSTER_SCRIPT), "multi", "conf"], capture_output=True, text=True, timeout=30)
+    return res.stdout.strip()
+
+
+def multinode_here() -> bool:
+    conf = multinode_conf()
+    return bool(conf) and os.path.isfile(conf) and slurm_here(conf)
+
+
+def cluster(*args: str) -> str:
+    """``scripts/slurm-cluster.sh ARGS`` (node faults: ``node kill n2``, ``slurmdbd stop``...)."""
+    res = subprocess.run(["bash", str(CLUSTER_SCRIPT), *args], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, f"slurm-cluster.sh {' '.join(args)}: {res.stdout}{res.stderr}"
+    return res.stdout + res.stderr
+
+
+def heal_multinode() -> None:
+    """Every node of the three-node cluster back in service and slurmdbd running, whatever a
+    scenario left (a dead slurmd, a drained or down node, a stopped slurmdbd)."""
+    conf = multinode_conf()
+    cluster("slurmdbd", "start")
+    for node in ("n1", "n2", "n3"):
+        cluster("node", "start", node)
+
+    def healthy() -> bool:
+        res = subprocess.run(["sinfo", "-h", "-N", "-o", "%N|%t"], capture_output=True, text=True, timeout=30,
+                             env=slurm_env(conf))
+        states = dict(line.split("|") for line in res.stdout.split())
+        bad = [n for n, st in states.items() if st.rstrip("*~#") not in ("idle", "mix", "alloc")]
+        for node in bad:
+            if states[node].rstrip("*") in ("down", "drain", "drng", "fail"):
+                subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], capture_output=True,
+                               timeout=30, env=slurm_env(conf))
+        return len(states) == 3 and not bad
+
+    wait_for(healthy, 180, "every node of the three-node cluster in service", every=2)
+
+
+def node_of_job(job: str, conf: str) -> str:
+    res = subprocess.run(["squeue", "-h", "-j", job, "-o", "%N"], capture_output=True, text=True, timeout=60,
+                         env=slurm_env(conf))
+    return res.stdout.strip()
+
+
+def runs_by_pid(lines: List[Dict[str, Any]]) -> Dict[int, List[Dict[str, Any]]]:
+    """ckpt_trial.py's lines of each run (each run is one process), in file order."""
+    out: Dict[int, List[Dict[str, Any]]] = defaultdict(list)
+    for line in lines:
+        out[int(line["pid"])].append(line)
+    return dict(out)
+
+
+def check_runs_not_interleaved(tid: int, lines: List[Dict[str, Any]]) -> None:
+    """The lines of one run are never mixed with another run's: two copies of the trial did
+    not write into the same file at once."""
+    order = [int(x["pid"]) for x in lines]
+    blocks = [p for i, p in enumerate(order) if i == 0 or order[i - 1] != p]
+    assert len(blocks) == len(set(blocks)), f"trial {tid}: lines of runs interleaved (runs in file order: {blocks})"
+
+
+def max_overlap(intervals: Iterable[Tuple[float, float]]) -> int:
+    """The most intervals open at one instant (an interval ending when another starts does not overlap it)."""
+    points = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals], key=lambda p: (p[0], p[1]))
+    most = now = 0
+    for _, d in points:
+        now += d
+        most = max(most, now)
+    return most
+
+
+def run_intervals(study_dir: str, trials: Iterable[int]) -> List[Tuple[int, int, float, float]]:
+    """(trial, pid, first line's time, last line's time) of every run of ckpt_trial.py."""
+    out = []
+    for tid in trials:
+        for pid, lines in runs_by_pid(results(study_dir, tid)).items():
+            times = [float(x["t"]) for x in lines]
+            out.append((tid, pid, min(times), max(times)))
+    return out
+
+
+def sacct_runs(jobs: Iterable[str], conf: Optional[str]) -> List[Dict[str, str]]:
+    """Every run of the jobs as sacct -D lists it (a requeue keeps the earlier run's row)."""
+    jobs = sorted(set(jobs))
+    if not jobs:
+        return []
+    rows = sacct_rows("-X", "-D", "-o", "JobID,State,Start,End,NodeList", "-j", ",".join(jobs), conf=conf)
+    return [dict(zip(("job", "state", "start", "end", "node"), row)) for row in rows if row[0] in jobs]
+
+
+def sacct_seconds(text: str) -> Optional[float]:
+    if not text or text in ("Unknown", "None"):
+        return None
+    return time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%S"))
+
+
+class ControllerWatch(threading.Thread):
+    """Samples, twice a second, which of a study's controller processes (the pids of the
+    journal's ``controller start`` events; every node of the test cluster is this machine)
+    are alive. ``acting_at_once()``: the moments when a controller that an later one has
+    replaced (its start event is older) was still alive after that later one started."""
+
+    def __init__(self, study_dir: str) -> None:
+        super().__init__(daemon=True)
+        self.study_dir = study_dir
+        self.samples: List[Tuple[float, List[int]]] = []
+        self.starts: List[Dict[str, Any]] = []
+        self.halt = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            try:
+                self.starts = [e for e in journal(self.study_dir) if e["e"] == "controller" and e["action"] == "start"]
+            except OSError:
+                pass
+            now = time.time()
+            self.samples.append((now, [int(e["pid"]) for e in self.starts if _is_controller(int(e["pid"]))]))
+            self.halt.wait(0.5)
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(timeout=10)
+
+    def acting_at_once(self, events: List[Dict[str, Any]]) -> List[str]:
+        """Each sign of two controllers at once: an older controller alive after a newer
+        one's start, or an event of an older controller (its stop) journaled after it."""
+        starts = [e for e in events if e["e"] == "controller" and e["action"] == "start"]
+        found = []
+        for k, newer in enumerate(starts[1:], 1):
+            older = {int(e["pid"]) for e in starts[:k]} - {int(newer["pid"])}
+            for t, alive in self.samples:
+                both = older & set(alive)
+                if t > newer["t"] + 1.0 and both:  # the sample's journal read may be a moment old
+                    found.append(f"controller pid {sorted(both)} alive {t - newer['t']:.1f} s after pid "
+                                 f"{newer['pid']} started")
+                    break
+            late = [e for e in events if e["e"] == "controller" and e["action"] != "start"
+                    and int(e.get("pid") or 0) in older and e["t"] > newer["t"]]
+            found.extend(f"controller pid {e['pid']} journaled its {e['action']} {e['t'] - newer['t']:.1f} s after "
+                         f"pid {newer['pid']} started" for e in late)
+        return found
+
+
+def _is_controller(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmd = fh.read()
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return b"hpc_tune" in cmd and state != "Z"

@@ -13,9 +13,11 @@
 """
 from __future__ import annotations
 
+import glob
 import os
 import re
 import socket
+import subprocess
 import time
 from collections import Counter
 from typing import Any, Dict
@@ -58,8 +60,9 @@ def _controller_requeue(workdir, owner: str) -> Dict[str, Any]:
     job = re.search(r"Slurm job (\d+)", res.stdout).group(1)
     # Once the first run has stopped (USR1) and released its lease, make the lease look the
     # way a run killed before it could release it leaves it (e.g. after KillWait): fresh, not
-    # released, held by a live pid of this host (1) and by this very job. The next run of
-    # the job must take it over (an earlier run of its own job), not refuse.
+    # released, held by this very job and by a pid of this host that is gone. The next run of
+    # the job must take it over (its holder is provably dead), neither refuse nor wait. (A
+    # live holder, even an earlier run of the same job, is waited for: tests/controller/test_lease.py.)
     lease = os.path.join(study_dir, "controller", "lease.json")
 
     def first_run_over():
@@ -67,12 +70,15 @@ def _controller_requeue(workdir, owner: str) -> Dict[str, Any]:
         return len(starts) == 1 and (fk.read_json(lease) or {}).get("released")
 
     fk.wait_for(first_run_over, 420, "the end of the controller's first run", every=0.5)
-    fk.write_json_atomic(lease, {"token": "left-by-a-killed-run", "host": socket.gethostname(), "pid": 1,
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    fk.write_json_atomic(lease, {"token": "left-by-a-killed-run", "host": socket.gethostname(), "pid": gone.pid,
                                  "job": job, "t": time.time()})
     fk.wait_for(lambda: any(e["e"] == "study_end" for e in fk.journal(study_dir)), 600, "the study's end", every=3)
     # The job's last run ends right after the study: wait for Slurm to say so.
     fk.wait_for(lambda: fk.sacct_history(job)[-1:] == ["COMPLETED"], 120, f"controller job {job} COMPLETED")
-    return {"study_dir": study_dir, "job": job, "plan": fk.plan(study), "history": fk.sacct_history(job)}
+    return {"study_dir": study_dir, "job": job, "plan": fk.plan(study), "history": fk.sacct_history(job),
+            "dead_pid": gone.pid}
 
 
 @pytest.mark.slurm
@@ -89,9 +95,9 @@ def test_controller_job_requeues_itself_at_its_time_limit(scenario_result):
     stops = [e for e in controllers if e["action"] == "stop"]
     assert stops and stops[0]["reason"] in ("SIGUSR1", "SIGTERM"), stops  # TERM: from its own requeue
     assert stops[0]["t"] < starts[1]["t"]
-    # The second run found a fresh lease of a live process, but of an earlier run of its own
-    # job: it took it over.
-    assert "pid 1 " in starts[1].get("took_over", ""), starts[1]
+    # The second run found a fresh lease of its own job's earlier run, whose pid is gone: it
+    # took it over.
+    assert f"pid {r['dead_pid']} " in starts[1].get("took_over", ""), starts[1]
     assert "REQUEUED" in r["history"] and r["history"][-1] == "COMPLETED", r["history"]
     log = open(os.path.join(study_dir, "controller", "controller.log")).read()
     assert f"USR1: requeueing controller job {job}" in log and log.count("study finished") == 1
@@ -208,3 +214,81 @@ def test_two_controller_jobs_one_refuses(scenario_result):
     jobs = fk.check_exactly_once(events)
     assert fk.sacct_jobs_by_trial(r["study_dir"]) == {tid: [jobs[(tid, 0)]] for tid in range(2)}
     fk.check_reports_match(r["study_dir"], events)
+
+
+# ------------------------------------------------------- what a trial job inherits
+
+ENV_STUDY = """
+    hptuning:
+      concurrency: 1
+      metric: {name: loss, optimization: minimize}
+      matrix:
+        x: {values: [0.1, 0.2, 0.3]}
+    slurm: {time: "3"}
+    run:
+      cmd: env > "$HPC_TUNE_TRIAL_DIR/env.$SLURM_JOB_ID"; PY PROBE --x={{ x }} --sleep=8
+    """
+
+
+def _environ(pid: int) -> Dict[str, str]:
+    with open(f"/proc/{pid}/environ", "rb") as fh:
+        pairs = [item.decode(errors="replace").partition("=") for item in fh.read().split(b"\0") if item]
+    return {k: v for k, _, v in pairs}
+
+
+@fk.scenario("controller-env", slurm=True)
+def _controller_env(workdir, owner: str) -> Dict[str, Any]:
+    """A controller job requeued by Slurm (so it runs with SLURM_RESTART_COUNT=1, besides its
+    own --mem and --cpus-per-task) submits trials; each trial writes the environment it got."""
+    study = fk.write_study(workdir, ENV_STUDY)
+    state = workdir / "state"
+    res = fk.cli("submit", study, "--state-dir", str(state), "--backend", "slurm", "--poll-interval", "3",
+                 "--controller-time", "10")
+    assert res.returncode == 0, res.stdout + res.stderr
+    study_dir = fk.only_study(state)
+    fk.CLEANUP.study(owner, study_dir)
+    job = re.search(r"Slurm job (\d+)", res.stdout).group(1)
+    fk.wait_for(lambda: fk.check_exactly_once(fk.journal(study_dir)), 300, "the first trial submitted", every=0.5)
+    requeue = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=60)
+    assert requeue.returncode == 0, requeue.stderr
+
+    def second_start():
+        starts = [e for e in fk.journal(study_dir) if e["e"] == "controller" and e["action"] == "start"]
+        return starts[1] if len(starts) > 1 else None
+
+    start = fk.wait_for(second_start, 300, "the requeued controller's start", every=0.5)
+    controller_env = _environ(int(start["pid"]))  # the controller runs on this machine
+    fk.wait_for(lambda: any(e["e"] == "study_end" for e in fk.journal(study_dir)), 300, "the study's end", every=2)
+    trial_envs = {}
+    for path in glob.glob(os.path.join(study_dir, "trials", "*", "env.*")):
+        with open(path) as fh:
+            env = dict(line.rstrip("\n").partition("=")[::2] for line in fh if "=" in line)
+        trial_envs[(int(path.split(os.sep)[-2]), path.rpartition(".")[2])] = env
+    return {"study_dir": study_dir, "job": job, "second_start": start, "controller_env": controller_env,
+            "trial_envs": trial_envs}
+
+
+@pytest.mark.slurm
+@pytest.mark.scenario("controller-env")
+def test_trials_of_a_requeued_controller_job_get_only_their_own_slurm_variables(scenario_result):
+    r = scenario_result(1500)
+    ctl = r["controller_env"]
+    # The controller's own job: requeued once, with the memory and CPUs of controller.sbatch.
+    assert ctl["SLURM_JOB_ID"] == r["job"] and ctl["SLURM_RESTART_COUNT"] == "1", ctl
+    assert ctl["SLURM_MEM_PER_NODE"] == "1024" and ctl["SLURM_CPUS_PER_TASK"] == "1", ctl
+    events = fk.journal(r["study_dir"])
+    jobs = fk.check_exactly_once(events)
+    assert [e["state"] for e in events if e["e"] == "end"] == ["completed"] * 3
+    by_trial = {tid: job for (tid, _), job in jobs.items()}
+    after = [e["id"] for e in events if e["e"] == "submitted" and e["t"] > r["second_start"]["t"]]
+    assert after, "no trial was submitted by the requeued controller"
+    assert {tid for tid, _ in r["trial_envs"]} == {0, 1, 2}
+    for (tid, job), env in r["trial_envs"].items():
+        assert job == by_trial[tid], (tid, job, by_trial)
+        # Its own job's variables...
+        assert env["SLURM_JOB_ID"] == job and env["SLURM_JOB_NAME"].endswith(f"-{tid}"), env
+        # ...and none of the controller's: no restart count (never requeued itself), no memory
+        # or CPUs that it did not ask for.
+        assert "SLURM_RESTART_COUNT" not in env, (tid, env.get("SLURM_RESTART_COUNT"))
+        assert "SLURM_MEM_PER_NODE" not in env and "SLURM_CPUS_PER_TASK" not in env, env
+        assert env.get("SLURM_JOBID") == job and env.get("SLURM_JOB_NAME") != ctl["SLURM_JOB_NAME"], env

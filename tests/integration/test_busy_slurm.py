@@ -62,7 +62,7 @@ def test_a_busy_scancel_during_an_early_stop_is_backed_off_and_the_stop_goes_thr
     status = json.loads(cli("status", study_dir, "--json").stdout)
     assert status["state"] == "early_stopped" and "acc = 0.95" in status["reason"], status
     rows = {r["trial"]: r for r in status["trials"]}
-    assert len(rows) == 3 and rows[0]["last.acc"] == 0.95
+    assert len(rows) == 3 and rows[0]["metrics"]["acc"] == 0.95
     cancelled = [r for r in rows.values() if r["state"] == "cancelled"]
     assert len(cancelled) == 2
     assert len(calls.read_text().splitlines()) >= 3  # two busy answers, then the real scancel

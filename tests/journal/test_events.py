@@ -61,7 +61,29 @@ def test_every_event_reads_back_as_itself():
                ev.TrialCreated(3, {"x": 1}, None, {}, 2), ev.Submitted(3, 0, "9"), ev.StateChanged(3, "running"),
                ev.Reported(3, 10, {"a": 1}), ev.Retried(3, 1, "why", False), ev.Ended(3, "stopped", 1.5, "rule", None),
                ev.CancelRequested(), ev.StudyEnded("finished", "done"), ev.ControllerEvent("stop", "h", 1, reason="x"),
-               ev.Warned("w", 3), ev.OptionsChanged({"time": "5"}, "slurm"), ev.OptionsChanged()]
+               ev.Warned("w", 3), ev.OptionsChanged({"time": "5"}, "slurm"), ev.OptionsChanged(),
+               ev.RunStarted(3, 1, "9.2", "9", "n2", 2, 12.5, "requeued (PENDING)")]
     assert {type(e) for e in samples} == set(ev.EVENT_TYPES)
     for e in samples:
         assert ev.BY_KIND[e.KIND].from_json(e.to_json()) == e
+
+
+def test_runs_restarts_and_the_time_they_lost():
+    view = StudyView("/studies/s")
+    events = [(0.0, ev.StudyCreated("s", 7, metric="loss")), (1.0, ev.TrialCreated(0, {"x": 1})),
+              (2.0, ev.Submitted(0, 0, "100")),
+              (3.0, ev.RunStarted(0, 0, "100.0", "100", "n1", 0, 3.0)),
+              (3.0, ev.StateChanged(0, "running", "started")),
+              (5.0, ev.Reported(0, 10, {"loss": 1.0})),
+              (9.0, ev.StateChanged(0, "pending", "requeued (PENDING)")),
+              (40.0, ev.RunStarted(0, 0, "100.1", "100", "n2", 1, 39.0, "requeued (PENDING)")),
+              (41.0, ev.RunStarted(0, 0, "100.1", "100", "n2", 1, 39.0)),  # the same run again: nothing new
+              (45.0, ev.Reported(0, 20, {"loss": 0.5}))]
+    for t, e in events:
+        view.apply({"v": 1, "t": t, **e.to_json()})
+        if isinstance(e, ev.StateChanged) and e.state == "pending":
+            assert view.trials[0].run_over and view.trials[0].run == "100.0"
+    t0 = view.trials[0]
+    assert (t0.run, t0.runs, t0.restarts, t0.run_over, t0.state) == ("100.1", 2, 1, False, TrialState.PENDING)
+    assert t0.time_lost == 34.0  # from the last report of run 100.0 (at 5) to the start of 100.1 (at 39)
+    assert t0.started == 3.0 and t0.run_started == 39.0

@@ -10,7 +10,7 @@ from hpc_tune.journal import events as ev
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 FIXTURES = ["grid_retries", "hyperband_threshold"]
-NEW_SINCE_010 = {"options"}  # kinds 0.1.0 could not write (tests/journal/test_events.py covers them)
+NEW_SINCE_010 = {"options", "run"}  # kinds 0.1.0 could not write (tests/journal/test_events.py covers them)
 
 
 def summary(v):
