@@ -350,7 +350,7 @@ class _AttemptsAndCurves:
         # trial -> [reports so far, {keys of a line (in order): [n, *values, n, *values...]}]:
         # lines with the same keys share one flat list, made into arrays once at the end
         self.lines: Dict[int, List[Any]] = {}
-        # trial -> list of [attempt, job, queued, started, ended, outcome, reason]
+        # trial -> list of [attempt, job, queued, started, ended, outcome, reason, node, requeues]
         self.attempts: Dict[int, List[List[Any]]] = {}
 
     def report(self, event: Dict[str, Any]) -> None:
@@ -424,10 +424,20 @@ class _AttemptsAndCurves:
                 return
             if cur is not None and cur[5] in _FINAL:  # a late duplicate: the end stands
                 return
-            rows.append([attempt, str(event.get("job")), t, None, None, "queued", ""])
+            rows.append([attempt, str(event.get("job")), t, None, None, "queued", "", None, 0])
         elif kind == "state" and cur is not None and cur[4] is None:
             if event.get("state") == "running" and cur[3] is None:
                 cur[3] = t
+                cur[5] = "running"
+        elif kind == "run" and cur is not None and cur[4] is None and event.get("job") == cur[1]:
+            # a start of the job's command (journals since the run events): its node, and how
+            # often Slurm requeued the job, for every attempt, not only the last
+            if event.get("node"):
+                cur[7] = str(event["node"])
+            if type(event.get("restart_count")) is int:
+                cur[8] = max(cur[8], event["restart_count"])
+            if cur[3] is None and type(event.get("started")) in (int, float):
+                cur[3] = float(event["started"])
                 cur[5] = "running"
         elif kind == "retry" and cur is not None and cur[4] is None:
             reason = str(event.get("reason", ""))
@@ -436,7 +446,7 @@ class _AttemptsAndCurves:
             cur[6] = reason
         elif kind == "end" and (cur is None or cur[4] is None):
             if cur is None:  # ended before any job (cancelled while unsubmitted)
-                cur = [0, None, None, None, None, "", ""]
+                cur = [0, None, None, None, None, "", "", None, 0]
                 rows.append(cur)
             cur[4] = float(event.get("ended", t))
             if isinstance(event.get("started"), (int, float)):
@@ -467,14 +477,14 @@ class _AttemptsAndCurves:
                 if isinstance(record.get("started"), (int, float)):
                     wrapper_start = float(record["started"])
         out = []
-        for i, (attempt, job, queued, start, end, outcome, why) in enumerate(rows):
+        for i, (attempt, job, queued, start, end, outcome, why, run_node, restarts) in enumerate(rows):
             is_last = i == len(rows) - 1
             if is_last and start is None:
                 # not seen running by a poll (a short job, or stopped early): the wrapper's own start
                 start = wrapper_start if wrapper_start is not None else (started if outcome == "running" else None)
             out.append(Attempt(attempt=attempt, job_id=job, queued=queued, started=start, ended=end,
-                               outcome=outcome, reason=why, node=node if is_last else None,
-                               requeues=requeues if is_last else 0))
+                               outcome=outcome, reason=why, node=run_node or (node if is_last else None),
+                               requeues=max(restarts, requeues if is_last else 0)))
         return out
 
 

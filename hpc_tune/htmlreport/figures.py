@@ -500,8 +500,8 @@ def timeline(study: Study) -> List[Any]:
     ax.grid(axis="x", alpha=0.3)
     n_retried = sum(1 for _, a in rows if a.outcome in ("retried", "preempted"))
     caption = (f"One row per job of a trial ({n} jobs for {len(study.trials)} trials, {n_retried} resubmitted): "
-               "grey while queued, coloured while running by how the job ended. Nodes come from the trials' "
-               "start and exit records, which only the last job of a trial keeps.")
+               "grey while queued, coloured while running by how the job ended; job id and node on each row "
+               "(nodes of earlier jobs only in journals with run events).")
     return [Plot("timeline", title, fig, caption)]
 
 
