@@ -23,7 +23,8 @@ completed interval (ties: the lower member number ranks higher). With k =
 max(1, ⌊quantile_fraction · population_size⌋), a member among the worst k (and not
 among the best k) starts its next interval from a copy of the checkpoint of a uniformly
 drawn member among the best k, with that member's parameters explored (exploit +
-explore); any other member continues from its own checkpoint with its own parameters.
+explore): the donor's checkpoint of the member's own interval, or its latest if the donor
+is behind, so that the next interval always has training to do; any other member continues from its own checkpoint with its own parameters.
 Explore, per parameter: with ``resample_probability`` a new draw from the matrix;
 otherwise a continuous value is multiplied by a factor drawn uniformly from
 ``perturbation_factors``, clipped to the kind's bounds and re-quantised; a value of a
@@ -150,8 +151,8 @@ class _Population:
         t = self.latest(m)
         return t is not None and t.state.finished and not _has_value(t)
 
-    def latest_completed(self, m: int) -> Optional[TrialRecord]:
-        done = [t for i, t in sorted(self.trials[m].items()) if _has_value(t)]
+    def latest_completed(self, m: int, up_to: Optional[int] = None) -> Optional[TrialRecord]:
+        done = [t for i, t in sorted(self.trials[m].items()) if _has_value(t) and (up_to is None or i <= up_to)]
         return done[-1] if done else None
 
     def ranking(self, optimization: str) -> List[int]:
@@ -184,7 +185,9 @@ def _decide(space: Space, config: PbtConfig, pop: _Population, m: int, last: Tri
     if m in bottom and top:
         rng = sub_rng(seed, 1, m, i + 1)
         donor = top[int(rng.integers(len(top)))]
-        source = pop.latest_completed(donor)
+        # The donor's checkpoint of this member's interval (or its latest, if behind): one
+        # further ahead would leave the next interval nothing to train.
+        source = pop.latest_completed(donor, up_to=i)
         assert source is not None  # ranked members have a completed interval
         return explore(space, dict(source.params), config, rng), source, donor
     return dict(last.params), last, None
@@ -241,4 +244,13 @@ def checkpoints_needed(config: PbtConfig, history: History) -> Set[int]:
             t = pop.latest_completed(m)
             if t is not None:
                 out.add(t.trial_id)
+    # A member behind the others may copy a donor's checkpoint of its own interval (see
+    # _decide): keep each member's completed intervals from the earliest one still running.
+    behind = [_tag(pop.latest(m), "interval") or 0 for m in range(config.population_size)
+              if pop.latest(m) is not None and not pop.left(m)]
+    if behind:
+        earliest = min(behind)
+        for m in range(config.population_size):
+            if not pop.left(m):
+                out.update(t.trial_id for i, t in pop.trials[m].items() if i >= earliest and _has_value(t))
     return out

@@ -426,6 +426,18 @@ def sacct_jobs_by_trial(study_dir: str, conf: Optional[str] = None) -> Dict[int,
     """trial id -> every Slurm job that ran under its name, from ``sacct`` (array tasks named
     through the array's manifest, see backends/slurm.py _task_name)."""
     events = journal(study_dir)
+    submitted = {e["id"] for e in events if e["e"] == "submitted"}
+    # Accounting may lag behind the scheduler (after a slurmdbd outage slurmctld sends what
+    # it queued): wait, bounded, until sacct lists a job for every submitted trial.
+    deadline = time.time() + 180
+    while True:
+        got = _sacct_jobs_by_trial(study_dir, events, conf)
+        if submitted <= set(got) or time.time() > deadline:
+            return got
+        time.sleep(5)
+
+
+def _sacct_jobs_by_trial(study_dir: str, events: List[Dict[str, Any]], conf: Optional[str]) -> Dict[int, List[str]]:
     study_id = events[0]["id"]
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(events[0]["t"] - 120))
     prefix = f"hpct-{study_id}-"

@@ -251,3 +251,20 @@ def test_checkpoints_needed_are_the_live_trials_their_sources_and_each_members_l
     assert pbt.checkpoints_needed(st.cfg, st.history) == {4, 5, 6, 7}
     st.finish(7, None, TrialState.FAILED)  # member 3 leaves: its checkpoints are not needed
     assert pbt.checkpoints_needed(st.cfg, st.history) == {4, 5, 6}
+
+
+def test_a_member_behind_copies_the_donors_checkpoint_of_its_own_interval():
+    """A donor already an interval ahead: the member copies the donor's checkpoint of the
+    member's own interval (kept until then), never the later one, which would leave its
+    next interval nothing to train (found by the local PBT study: 'exited 0 without reporting')."""
+    st = Study(config(P=4), seed=3)
+    st.ask(4)  # trials 0..3, interval 0
+    for tid, v in ((0, 0.1), (1, 0.3), (2, 0.2)):
+        st.finish(tid, v)
+    ahead = {s.meta["member"]: tid for tid, s in zip(range(4, 7), st.ask(4).suggestions)}
+    st.finish(ahead[0], 0.05)  # member 0 completes interval 1 while member 3 still runs interval 0
+    assert 0 in pbt.checkpoints_needed(st.cfg, st.history)  # member 3 may still copy it
+    st.finish(3, 0.9)  # member 3: the worst, copies member 0 (the best, k = 1)
+    nxt = {s.meta["member"]: s for s in st.ask(4).suggestions}
+    assert nxt[3].meta == {"member": 3, "interval": 1, "resume_from": 0, "donor": 0}
+    assert nxt[3].resource == 4 and nxt[3].resume_from == 0
