@@ -18,8 +18,16 @@ from .journal import Journal, load_view
 from .journal.events import OptionsChanged
 from .spec import Spec, check_submittable, load_spec
 from .study import create_study, default_state_dir, find_study, list_studies
-from .summary import (best_trial, curve_rows, export_rows, flat_row, metric_of, no_metric_hint, study_state,
-                      trial_log_paths)
+from .summary import (
+    best_trial,
+    curve_rows,
+    export_rows,
+    flat_row,
+    metric_of,
+    no_metric_hint,
+    study_state,
+    trial_log_paths,
+)
 from .tuner import draw_seed
 
 

@@ -166,7 +166,8 @@ def _state_filter(states: Optional[str]) -> Optional[set]:
     known = {s.value for s in TrialState}
     bad = sorted(wanted - known)
     if bad:
-        raise UserError(f"--state {','.join(bad)}: not a trial state; choose from {', '.join(s.value for s in TrialState)}"
+        choices = ", ".join(s.value for s in TrialState)
+        raise UserError(f"--state {','.join(bad)}: not a trial state; choose from {choices}"
                         f" (several: --state running,pending)")
     return wanted
 

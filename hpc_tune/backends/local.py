@@ -42,9 +42,17 @@ from ..protocol import (
     signal_group,
     write_json_atomic,
 )
-from .base import (PACKAGE_ROOT, Backend, BackendError, JobRequest, JobState, JobStatus, job_env,
-                   slurm_time_minutes, warning_delay_s)
-
+from .base import (
+    PACKAGE_ROOT,
+    Backend,
+    BackendError,
+    JobRequest,
+    JobState,
+    JobStatus,
+    job_env,
+    slurm_time_minutes,
+    warning_delay_s,
+)
 
 
 def detect_gpus() -> List[str]:

@@ -41,8 +41,18 @@ from submitit.slurm.slurm import SlurmJobEnvironment
 
 from ..protocol import read_json, write_json_atomic
 from ..trial import run_trial
-from .base import (PACKAGE_ROOT, Backend, BackendBusy, BackendError, JobRequest, JobState, JobStatus, job_env,
-                   slurm_time_minutes, warning_delay_s)
+from .base import (
+    PACKAGE_ROOT,
+    Backend,
+    BackendBusy,
+    BackendError,
+    JobRequest,
+    JobState,
+    JobStatus,
+    job_env,
+    slurm_time_minutes,
+    warning_delay_s,
+)
 from .slurm_commands import SlurmCommands, classify_error
 
 if TYPE_CHECKING:

@@ -386,7 +386,8 @@ class DecisionCore:
         return JobRequest(trial_id=t.trial_id, name=job_name(view, t.trial_id),
                           command=render(self.spec.run.cmd or "", values),
                           env=paths.trial_env(t.trial_id, t.attempt, checkpoints),
-                          trial_dir=paths.trial(t.trial_id).root, cwd=str(view.info.get("cwd") or ""), gpus=self.spec.slurm.gpus, attempt=t.attempt)
+                          trial_dir=paths.trial(t.trial_id).root, cwd=str(view.info.get("cwd") or ""),
+                          gpus=self.spec.slurm.gpus, attempt=t.attempt)
 
 
 def job_name(view: StudyView, trial_id: int) -> str:

@@ -73,7 +73,7 @@ TrialKey = Tuple[int, int, int]  # (bracket s, rung i, configuration j)
 
 # Draws spent looking for a configuration not yet in the bracket before a repeat is
 # accepted: bounded so that a tiny or heavily weighted space can never hang the study.
-MAX_DRAWS_PER_CONFIG = 100
+MAX_DRAWS_PER_CONFIG = samplers.MAX_DRAWS_PER_CONFIG
 
 
 # ------------------------------------------------------------------------ schedule
@@ -307,12 +307,7 @@ def _fresh_configs(space: Space, seed: int, s: int, count: int) -> Tuple[List[Di
     configs: List[Dict[str, Any]] = []
     repeats: Set[int] = set()
     for j in range(count):
-        params = space.sample(rng)
-        if size is None or len(seen) < size:
-            draws = 1
-            while params_key(params) in seen and draws < MAX_DRAWS_PER_CONFIG:
-                params = space.sample(rng)
-                draws += 1
+        params = samplers.draw_unseen(space, seen, rng, size)
         key = params_key(params)
         if key in seen:
             repeats.add(j)

@@ -186,7 +186,8 @@ class _Pair:
     bad: KdeModel
 
 
-def fit_models(space: Space, config: SamplerConfig, observations: Sequence[Observation]) -> Dict[float, Tuple[int, int]]:
+def fit_models(space: Space, config: SamplerConfig,
+               observations: Sequence[Observation]) -> Dict[float, Tuple[int, int]]:
     """For every budget that has a model, the sizes of its good and bad sets (for
     ``plan`` and the tests). Same rule as ``propose``."""
     cols = _Columns(space)

@@ -74,7 +74,7 @@ from ..space import Space, params_key
 from ..spec.model import BayesConfig, GaussianProcessConfig, Metric, ModelSamplerConfig, SamplerConfig
 from .bayes import _JITTER, _fit_gp, _Model, _one_blas_thread, _standardise
 from .kde_sampler import child_rngs
-from .samplers import MAX_DRAWS_PER_CONFIG, Observation
+from .samplers import Observation, draw_unseen
 
 __all__ = ["ModelSamplerConfig", "Observation", "propose", "MAX_FIT_POINTS"]
 
@@ -348,13 +348,7 @@ class _Acquirer:
 def _random(space: Space, seen: Set[Key], rng: np.random.Generator) -> Dict[str, Any]:
     """A draw from the matrix that repeats nothing in ``seen`` if it can (as the random
     sampler, ``samplers.propose_random``, draws)."""
-    size = space.size()
-    params = space.sample(rng)
-    draws = 1
-    while (size is None or len(seen) < size) and params_key(params) in seen and draws < MAX_DRAWS_PER_CONFIG:
-        params = space.sample(rng)
-        draws += 1
-    return params
+    return draw_unseen(space, seen, rng, space.size())
 
 
 def propose(space: Space, config: SamplerConfig, observations: Sequence[Observation], n: int,

@@ -24,7 +24,8 @@ max(1, ⌊quantile_fraction · population_size⌋), a member among the worst k (
 among the best k) starts its next interval from a copy of the checkpoint of a uniformly
 drawn member among the best k, with that member's parameters explored (exploit +
 explore): the donor's checkpoint of the member's own interval, or its latest if the donor
-is behind, so that the next interval always has training to do; any other member continues from its own checkpoint with its own parameters.
+is behind, so that the next interval always has training to do; any other member
+continues from its own checkpoint with its own parameters.
 Explore, per parameter: with ``resample_probability`` a new draw from the matrix;
 otherwise a continuous value is multiplied by a factor drawn uniformly from
 ``perturbation_factors``, clipped to the kind's bounds and re-quantised; a value of a

@@ -96,15 +96,22 @@ def propose_random(space: Space, config: SamplerConfig, observations: Sequence[O
     seen: Set[Any] = {params_key(o.params) for o in observations} | {params_key(p) for p in pending}
     out: List[Dict[str, Any]] = []
     for _ in range(n):
-        params = space.sample(rng)
-        if size is None or len(seen) < size:
-            draws = 1
-            while params_key(params) in seen and draws < MAX_DRAWS_PER_CONFIG:
-                params = space.sample(rng)
-                draws += 1
+        params = draw_unseen(space, seen, rng, size)
         seen.add(params_key(params))
         out.append(params)
     return out
+
+
+def draw_unseen(space: Space, seen: Set[Any], rng: np.random.Generator, size: Optional[int]) -> Dict[str, Any]:
+    """A draw from the matrix whose ``params_key`` is not in ``seen``, if one turns up within
+    ``MAX_DRAWS_PER_CONFIG`` draws while the space (of ``size`` points, None: continuous)
+    has any left; else the last draw."""
+    params = space.sample(rng)
+    draws = 1
+    while (size is None or len(seen) < size) and params_key(params) in seen and draws < MAX_DRAWS_PER_CONFIG:
+        params = space.sample(rng)
+        draws += 1
+    return params
 
 
 def observations_of(history: History, metric: Metric) -> Tuple[List[Observation], List[Dict[str, Any]]]:
