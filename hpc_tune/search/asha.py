@@ -46,19 +46,29 @@ New bottom-rung configurations come from ``samplers.propose`` with the study's
 ``sampler`` (random, kde, model), configuration j drawn with ``sub_rng(seed, j)`` from
 the history as it is when j is created: the searcher is a pure function of (space,
 config, history, seed), and the journal keeps every configuration it handed out.
+
+The state read from the history (rung members, promotions, what the sampler learns
+from) is kept between calls in a memo by (config, seed) and brought up to date with only
+the trials that are new or changed since (``_State``): a pure cache, checked against the
+history it is handed, so the suggestions are those of a computation from scratch.
 """
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
+import operator
+from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import AbstractSet, Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from ..space import Space
 from ..spec.model import AshaConfig, Metric
 from . import samplers
 from .base import History, SearchResult, Suggestion, TrialRecord, TrialState, minimizing, sub_rng
-from .hyperband import _exact, _resource, ranked
+from .hyperband import _exact, _has_value, _resource
 
 Resource = Union[int, float]
 
@@ -165,62 +175,189 @@ def _tag(t: TrialRecord, key: str) -> Optional[int]:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
-class _Rungs:
-    """Promotion mode's state, rebuilt from the trials' tags."""
+# A trial as the state reads it: the fields it depends on (``n_reports`` stands for the
+# curves, which only grow by a report). ``meta`` and ``params`` are kept as copies, so a
+# record changed in place is seen as changed.
+_FINGERPRINT = operator.attrgetter("trial_id", "state", "value", "resource", "n_reports", "meta", "params")
 
-    def __init__(self, history: History, top: int):
-        self.trials: Dict[Tuple[int, int], TrialRecord] = {}  # (rung, config) -> first trial so tagged
-        for t in history.trials:
+
+def _snapshot(fingerprint: Tuple[Any, ...]) -> Tuple[Any, ...]:
+    return fingerprint[:5] + (dict(fingerprint[5] or {}), dict(fingerprint[6]))
+
+
+class _State:
+    """What ``suggest`` reads from a history, built trial by trial.
+
+    Promotion mode: the first trial tagged (rung k, configuration j) is that pair's member
+    (later ones with the same tags are ignored); ``ranked[k]`` holds rung k's members with
+    a finite value as (value to minimise, trial id, position), best first, which is
+    ``hyperband.ranked``'s order (ties: the earlier trial); ``promoted[k]``: the
+    configurations created at rung k + 1 (whatever became of them). Both modes: what the
+    sampler learns from, per trial (``_contribution``).
+
+    ``extend`` brings a state built from an earlier history up to date with a later one
+    (the same trials, maybe changed, plus new ones), touching only the trials that are
+    new or whose fingerprint changed; it refuses (returns False) when a trial's identity,
+    tags or parameters changed or trials went away, and the caller builds a new state.
+    So a state always equals the one built from scratch from the same history
+    (``tests/search/test_asha_memo.py`` checks it on random histories)."""
+
+    def __init__(self, config: AshaConfig, ladder_: List[Resource]):
+        self.config, self.ladder = config, ladder_
+        self.top = len(ladder_) - 1
+        self.prints: List[Tuple[Any, ...]] = []
+        self.tags: List[Optional[Tuple[int, int]]] = []  # per position: (rung, config) when it is that pair's member
+        self.first: Set[Tuple[int, int]] = set()
+        self.entry: List[Optional[Tuple[float, int, int]]] = []  # per position: its item in ranked[rung]
+        self.live: List[bool] = []  # per position: a live member
+        self.n_live = 0
+        self.ranked: List[List[Tuple[float, int, int]]] = [[] for _ in ladder_]
+        self.promoted: List[Set[int]] = [set() for _ in ladder_]
+        self.n_configs = 0  # 1 + the largest configuration started at rung 0 (promotion mode)
+        self.any_config = -1  # the largest configuration tag of any trial (stopping mode)
+        self.observed: List[Tuple[samplers.Observation, ...]] = []  # per position
+        self.pending: List[Optional[Dict[str, Any]]] = []  # per position: its params when live
+
+    def extend(self, trials: Sequence[TrialRecord]) -> bool:
+        prints = list(map(_FINGERPRINT, trials))
+        n_old = len(self.prints)
+        if len(prints) < n_old:
+            return False
+        for i in itertools.compress(range(n_old), map(operator.ne, prints, self.prints)):
+            now, then = prints[i], self.prints[i]
+            if now[0] != then[0] or now[6] != then[6] or _tags(now[5]) != _tags(then[5]):
+                return False
+            self._retract(i)
+            self._contribute(i, trials[i])
+            self.prints[i] = _snapshot(now)
+        for i in range(n_old, len(trials)):
+            self.prints.append(_snapshot(prints[i]))
+            self.tags.append(None)
+            self.entry.append(None)
+            self.live.append(False)
+            self.observed.append(())
+            self.pending.append(None)
+            t = trials[i]
             k, j = _tag(t, "rung"), _tag(t, "config")
-            if k is None or j is None or not 0 <= k <= top:
-                continue
-            self.trials.setdefault((k, j), t)
-        self.started: Set[int] = {j for (k, j) in self.trials if k == 0}
-        self.n_configs = max(self.started, default=-1) + 1
-        self.live = any(t.state.live for t in self.trials.values())
+            if j is not None:
+                self.any_config = max(self.any_config, j)
+            if k is not None and j is not None and 0 <= k <= self.top and (k, j) not in self.first:
+                self.first.add((k, j))
+                self.tags[i] = (k, j)
+                if k == 0:
+                    self.n_configs = max(self.n_configs, j + 1)
+                else:
+                    self.promoted[k - 1].add(j)
+            self._contribute(i, t)
+        return True
 
-    def members(self, k: int) -> List[TrialRecord]:
-        return [t for (rk, _), t in self.trials.items() if rk == k]
+    def _contribute(self, i: int, t: TrialRecord) -> None:
+        tag = self.tags[i]
+        if tag is not None:
+            if t.state.live:
+                self.live[i] = True
+                self.n_live += 1
+            if _has_value(t):
+                entry = (minimizing(float(t.value), self.config.metric.optimization), t.trial_id, i)  # type: ignore[arg-type]
+                bisect.insort(self.ranked[tag[0]], entry)
+                self.entry[i] = entry
+        self.observed[i], self.pending[i] = _contribution(t, self.config, self.ladder)
 
-    def promoted(self, k: int) -> Set[int]:
-        """Configurations promoted from rung k (created at k + 1, whatever became of them)."""
-        return {j for (rk, j) in self.trials if rk == k + 1}
+    def _retract(self, i: int) -> None:
+        if self.live[i]:
+            self.live[i] = False
+            self.n_live -= 1
+        entry = self.entry[i]
+        if entry is not None:
+            self.ranked[self.tags[i][0]].remove(entry)  # type: ignore[index]
+            self.entry[i] = None
+
+    def observations(self) -> Tuple[List[samplers.Observation], List[Dict[str, Any]]]:
+        """The sampler's ``observations`` and ``pending``, in history order."""
+        return (list(itertools.chain.from_iterable(self.observed)),
+                [p for p in self.pending if p is not None])
+
+    def promotion(self, trials: Sequence[TrialRecord], eta: Fraction,
+                  taken: AbstractSet[Tuple[int, int]]) -> Optional[Tuple[int, TrialRecord]]:
+        """The next promotion (rung it leaves, trial) by the free-slot rule, or None."""
+        for k in range(self.top - 1, -1, -1):
+            best = self.ranked[k]
+            done = self.promoted[k]
+            for _, _, i in itertools.islice(best, math.floor(len(best) / eta)):
+                j = self.tags[i][1]  # type: ignore[index]
+                if j not in done and (k, j) not in taken:
+                    return k, trials[i]
+        return None
 
 
-def _promotion(state: _Rungs, eta: Fraction, top: int, optimization: str,
-               taken: Set[Tuple[int, int]]) -> Optional[Tuple[int, TrialRecord]]:
-    """The next promotion (rung it leaves, trial) by the free-slot rule, or None."""
-    for k in range(top - 1, -1, -1):
-        best = ranked(state.members(k), optimization)  # finite values only; ties: earlier trial
-        done = state.promoted(k)
-        for t in best[: math.floor(len(best) / eta)]:
-            j = _tag(t, "config")
-            if j not in done and (k, j) not in taken:
-                return k, t
-    return None
+def _tags(meta: Optional[Mapping[str, Any]]) -> Tuple[Any, Any]:
+    meta = meta or {}
+    return _checked_int(meta.get("rung")), _checked_int(meta.get("config"))
 
 
-def _observations(history: History, config: AshaConfig, ladder_: List[Resource]) \
-        -> Tuple[List[samplers.Observation], List[Dict[str, Any]]]:
-    """What the sampler learns from. Stopping mode's trials count once per rung they
-    reached (their value at that rung's resource), as promotion mode's trials do."""
+def _checked_int(v: Any) -> Optional[int]:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _contribution(t: TrialRecord, config: AshaConfig, ladder_: List[Resource]) \
+        -> Tuple[Tuple[samplers.Observation, ...], Optional[Dict[str, Any]]]:
+    """What the sampler learns from one trial: its observations and, when it is live, its
+    params (pending). Promotion mode: ``samplers.observation_of``. Stopping mode: the trial
+    counts once per rung it reached (its value at that rung's resource), as promotion
+    mode's trials do."""
+    params = samplers.KeyedParams(t.params)
     if config.mode != "stopping":
-        return samplers.observations_of(history, config.metric)
+        ob = samplers.observation_of(t, config.metric, params)
+        return ((), params) if ob is None else ((ob,), None)
     observed: List[samplers.Observation] = []
-    pending: List[Dict[str, Any]] = []
-    for t in history.trials:
-        curve = t.curve(config.metric.name)
-        for res in ladder_:
-            at = next((v for step, v in curve if step >= res), None)
-            if at is None:
+    curve = t.curve(config.metric.name)
+    for res in ladder_:
+        at = next((v for step, v in curve if step >= res), None)
+        if at is None:
+            break
+        observed.append(samplers.Observation(params, res, minimizing(float(at), config.metric.optimization)))
+    if t.state.live:
+        return tuple(observed), params
+    if t.state in (TrialState.FAILED, TrialState.CANCELLED) and not curve:
+        observed.append(samplers.Observation(params, ladder_[0], None))
+    return tuple(observed), None
+
+
+# The states of recent studies, by (config, seed): a controller or a tuner calls ``suggest``
+# with the same history plus a few new or changed trials each time, and rebuilding the
+# state from the whole history every call made a study quadratic (26 ms a call at 400
+# trials). A pure cache: ``_State.extend`` gives the state of the history it is handed, or
+# refuses and a new one is built, so a hit, a miss or an eviction changes no suggestion.
+_MEMO: "OrderedDict[Tuple[AshaConfig, int], _State]" = OrderedDict()
+_MEMO_SIZE = 8
+
+
+@contextmanager
+def _state_of(config: AshaConfig, seed: int, ladder_: List[Resource], history: History) -> Iterator[_State]:
+    """The state of ``history``, from the memo when it holds one this history extends.
+    While a caller holds a state it is out of the memo: ``pop`` takes it atomically, so
+    another thread that calls meanwhile builds its own."""
+    key = (config, seed)
+    try:
+        hash(key)
+    except TypeError:  # a config with an unhashable field: no memo
+        state = _State(config, ladder_)
+        state.extend(history.trials)
+        yield state
+        return
+    state = _MEMO.pop(key, None)  # type: ignore[assignment]
+    if state is None or state.ladder != ladder_ or not state.extend(history.trials):
+        state = _State(config, ladder_)
+        state.extend(history.trials)
+    try:
+        yield state
+    finally:
+        _MEMO[key] = state
+        while len(_MEMO) > _MEMO_SIZE:
+            try:
+                _MEMO.popitem(last=False)
+            except KeyError:  # emptied by another thread meanwhile
                 break
-            observed.append(samplers.Observation(dict(t.params), res,
-                                                 minimizing(float(at), config.metric.optimization)))
-        if t.state.live:
-            pending.append(dict(t.params))
-        elif t.state in (TrialState.FAILED, TrialState.CANCELLED) and not curve:
-            observed.append(samplers.Observation(dict(t.params), ladder_[0], None))
-    return observed, pending
 
 
 # -------------------------------------------------------------------------- public
@@ -229,23 +366,27 @@ def _observations(history: History, config: AshaConfig, ladder_: List[Resource])
 def suggest(space: Space, config: AshaConfig, history: History, seed: int, n: int) -> SearchResult:
     """Up to ``n`` trials for the free slots, by the rule of the module doc."""
     ladder_ = ladder(config)
-    top = len(ladder_) - 1
+    with _state_of(config, seed, ladder_, history) as state:
+        return _suggest(space, config, history, seed, n, ladder_, state)
+
+
+def _suggest(space: Space, config: AshaConfig, history: History, seed: int, n: int, ladder_: List[Resource],
+             state: _State) -> SearchResult:
     if config.mode == "stopping":
-        started = {j for t in history.trials if (j := _tag(t, "config")) is not None}
-        first = max(started, default=-1) + 1
+        first = state.any_config + 1
         new = list(range(first, min(config.n_trials, first + max(0, n))))
-        configs = _new_configs(space, config, history, seed, new, ladder_)
+        configs = _new_configs(space, config, state, seed, new)
         out = [Suggestion(params=p, resource=ladder_[-1], meta={"config": j, "rung": None})
                for j, p in zip(new, configs)]
         return SearchResult(tuple(out), exhausted=first + len(new) >= config.n_trials)
 
-    state = _Rungs(history, top)
+    trials = history.trials
     eta = _exact(config.eta, "eta")
     taken: Set[Tuple[int, int]] = set()
     plan: List[Tuple[str, int, Optional[TrialRecord]]] = []  # ("promote", rung it leaves, trial) | ("new", j, None)
     next_config = state.n_configs
     for _ in range(max(0, n)):
-        promotion = _promotion(state, eta, top, config.metric.optimization, taken)
+        promotion = state.promotion(trials, eta, taken)
         if promotion is not None:
             k, t = promotion
             taken.add((k, _tag(t, "config")))  # type: ignore[arg-type]
@@ -256,7 +397,7 @@ def suggest(space: Space, config: AshaConfig, history: History, seed: int, n: in
         else:
             break
     new_ids = [j for what, j, _ in plan if what == "new"]
-    fresh = dict(zip(new_ids, _new_configs(space, config, history, seed, new_ids, ladder_)))
+    fresh = dict(zip(new_ids, _new_configs(space, config, state, seed, new_ids)))
     out: List[Suggestion] = []
     for _, k, t in plan:
         if t is None:
@@ -267,16 +408,15 @@ def suggest(space: Space, config: AshaConfig, history: History, seed: int, n: in
             out.append(Suggestion(params=dict(t.params), resource=ladder_[k + 1],
                                   meta={"rung": k + 1, "config": _tag(t, "config"), "parent": t.trial_id,
                                         "resume_from": resume_from}, resume_from=resume_from))
-    exhausted = (not out and not state.live and state.n_configs >= config.n_trials
-                 and _promotion(state, eta, top, config.metric.optimization, set()) is None)
+    exhausted = (not out and not state.n_live and state.n_configs >= config.n_trials
+                 and state.promotion(trials, eta, set()) is None)
     return SearchResult(tuple(out), exhausted=exhausted)
 
 
-def _new_configs(space: Space, config: AshaConfig, history: History, seed: int, ids: List[int],
-                 ladder_: List[Resource]) -> List[Dict[str, Any]]:
+def _new_configs(space: Space, config: AshaConfig, state: _State, seed: int, ids: List[int]) -> List[Dict[str, Any]]:
     if not ids:
         return []
-    observed, pending = _observations(history, config, ladder_)
+    observed, pending = state.observations()
     out = []
     for j in ids:
         params = samplers.propose(space, config.sampler, observed, 1, sub_rng(seed, j), pending)[0]

@@ -41,11 +41,28 @@ import numpy as np
 
 from ..space import Space, params_key
 from ..spec.model import Metric, SamplerConfig
-from .base import History, TrialState, minimizing
+from .base import History, TrialRecord, TrialState, minimizing
 
 # Draws spent looking for a configuration not seen yet before a repeat is accepted:
 # bounded so that a tiny or heavily weighted space never hangs the study.
 MAX_DRAWS_PER_CONFIG = 100
+
+
+class KeyedParams(dict):  # type: ignore[type-arg]
+    """A parameter set that carries its ``params_key``, for callers that keep observations
+    between calls (ASHA's memo): the random sampler then does not recompute the key of
+    every observation on every call. It is a private copy that nobody mutates."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, params: Dict[str, Any]):
+        super().__init__(params)
+        self.key = params_key(params)
+
+
+def key_of(params: Dict[str, Any]) -> Any:
+    """``params_key(params)``, read from a ``KeyedParams``."""
+    return params.key if type(params) is KeyedParams else params_key(params)
 
 
 class Observation(NamedTuple):
@@ -93,7 +110,7 @@ def propose_random(space: Space, config: SamplerConfig, observations: Sequence[O
     """Draws from the matrix, as random search would, avoiding configurations already
     tried, pending or drawn in this call (up to ``MAX_DRAWS_PER_CONFIG`` draws each)."""
     size = space.size()  # None: continuous, repeats are (almost) impossible
-    seen: Set[Any] = {params_key(o.params) for o in observations} | {params_key(p) for p in pending}
+    seen: Set[Any] = {key_of(o.params) for o in observations} | {key_of(p) for p in pending}
     out: List[Dict[str, Any]] = []
     for _ in range(n):
         params = draw_unseen(space, seen, rng, size)
@@ -119,23 +136,31 @@ def observations_of(history: History, metric: Metric) -> Tuple[List[Observation]
 
     A trial that was stopped early counts at the step of its last report of ``metric``
     (the resource it really reached), not at the total it was told."""
-    optimization = metric.optimization
     observed: List[Observation] = []
     pending: List[Dict[str, Any]] = []
     for t in history.trials:
-        if t.state.live:
+        ob = observation_of(t, metric)
+        if ob is None:
             pending.append(dict(t.params))
-            continue
-        value = None
-        if t.state in (TrialState.COMPLETED, TrialState.STOPPED) and t.value is not None \
-                and math.isfinite(t.value):
-            value = minimizing(float(t.value), optimization)
-        resource = t.resource
-        curve = t.curve(metric.name) if t.state is TrialState.STOPPED else ()
-        if curve:
-            resource = curve[-1][0]
-        observed.append(Observation(dict(t.params), resource, value))
+        else:
+            observed.append(ob)
     return observed, pending
+
+
+def observation_of(t: TrialRecord, metric: Metric, params: Optional[Dict[str, Any]] = None) -> Optional[Observation]:
+    """One trial as ``observations_of`` sees it, None when it is live (pending);
+    ``params``: the copy of ``t.params`` to put in it (a fresh dict when None)."""
+    if t.state.live:
+        return None
+    value = None
+    if t.state in (TrialState.COMPLETED, TrialState.STOPPED) and t.value is not None \
+            and math.isfinite(t.value):
+        value = minimizing(float(t.value), metric.optimization)
+    resource = t.resource
+    curve = t.curve(metric.name) if t.state is TrialState.STOPPED else ()
+    if curve:
+        resource = curve[-1][0]
+    return Observation(dict(t.params) if params is None else params, resource, value)
 
 
 def repeats(observations: Sequence[Observation], pending: Sequence[Dict[str, Any]],
@@ -150,4 +175,4 @@ def repeats(observations: Sequence[Observation], pending: Sequence[Dict[str, Any
     return count
 
 
-__all__ = ["Observation", "SAMPLERS", "available", "observations_of", "propose", "propose_random", "repeats", "sampler"]
+__all__ = ["KeyedParams", "Observation", "SAMPLERS", "available", "key_of", "observation_of", "observations_of", "propose", "propose_random", "repeats", "sampler"]
