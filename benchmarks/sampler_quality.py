@@ -20,7 +20,7 @@ approximations", their fidelity-biased Branin and Hartmann; fidelity z = log r /
 
 Command (one command, a dated table appended to benchmarks/README.md):
 
-    python benchmarks/sampler_quality.py [--seeds 10] [--quick]
+    python benchmarks/sampler_quality.py [--seeds 10] [--quick] [--no-readme]
 """
 from __future__ import annotations
 
@@ -185,6 +185,7 @@ def main(argv: List[str] = None) -> int:  # type: ignore[assignment]
     ap.add_argument("--algorithms", default="hyperband,asha")
     ap.add_argument("--samplers", default="random,kde,model")
     ap.add_argument("--quick", action="store_true", help="1 seed, 10 full budgets, branin only, no README entry")
+    ap.add_argument("--no-readme", action="store_true", help="print the table, append nothing to benchmarks/README.md")
     ap.add_argument("--results-dir", default=None)
     args = ap.parse_args(argv)
     if args.quick:
@@ -213,7 +214,7 @@ def main(argv: List[str] = None) -> int:  # type: ignore[assignment]
     path = save_json("sampler_quality", raw, Path(args.results_dir) if args.results_dir else None)
     print(table)
     print(f"raw results: {path}")
-    if not args.quick:
+    if not args.quick and not args.no_readme:
         body = (f"Command: `{command_line('sampler_quality.py', argv)}`. {machine_line(m)}. "
                 f"{args.seeds} seeds, {args.slots} slots, {args.budget:g} full-resource equivalents (R = {R}, "
                 f"eta = {ETA}); simple regret at the full resource, median [quartiles].\n\n{table}\n")
