@@ -38,9 +38,9 @@ latest (it has just reached the rung), it is stopped unless it is in the top ⌊
 n values the rung holds so far (itself included; kept while n < η; ties: the earlier
 trial wins). A report that reaches several rungs at once is judged at each. Failed and
 cancelled trials are not members of a rung (``excluded``). The decision reads only the
-recorded curves, so a restarted controller judges a trial that is still at its rung as
-the dead one would have with the same journal (the rung may have grown meanwhile, as it
-would have for a slower controller).
+recorded curves, nothing of an earlier look: a trial still at its rung (no report since
+it reached it) is judged again at every look against the rung as it has grown, so a
+restarted controller judges it as the running one would have with the same journal.
 
 New bottom-rung configurations come from ``samplers.propose`` with the study's
 ``sampler`` (random, kde, model), configuration j drawn with ``sub_rng(seed, j)`` from

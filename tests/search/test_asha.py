@@ -286,3 +286,18 @@ def test_rung_policy_ignores_failed_trials_and_only_stops_live_ones():
     # with it: 0.9 leads the rung (top 1 of 3), so 0.1 and 0.5 are stopped
     assert stops(policy, curves, {1, 2}) == [1, 2]
     assert stops(policy, curves, {2}) == [2]  # only live trials are stopped
+
+
+def test_a_trial_still_at_its_rung_is_judged_at_every_look_so_a_restart_decides_as_a_running_controller():
+    """The decision reads only the curves: a trial kept when it reached a rung is judged
+    again at each later look until it reports again, against the rung as it has grown. So
+    a controller restarted between two looks (same journal, same curves) decides what the
+    running one would have, and no decision depends on what an earlier look decided."""
+    policy = RungPolicy(Metric("loss"), rungs=(1.0, 3.0), eta=3.0)
+    curves = {0: curve((1, 0.5)), 1: curve((1, 0.6))}
+    assert stops(policy, curves, {0, 1}) == []  # 2 < eta: both kept
+    curves[2] = curve((1, 0.1))
+    # trial 2 leads the rung (top 1 of 3); 0 and 1 have not reported since: out of the top, stopped now
+    assert stops(policy, curves, {0, 1, 2}) == [0, 1]
+    curves[0] = curve((1, 0.5), (2, 0.5))  # had trial 0 reported once more first, it would have passed rung 0
+    assert stops(policy, curves, {0, 1, 2}) == [1]
