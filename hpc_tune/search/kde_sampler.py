@@ -67,7 +67,7 @@ from scipy import special
 
 from ..space import Discrete, Space
 from ..spec.model import SamplerConfig
-from .samplers import Observation
+from .samplers import KeyedParams, Observation
 
 __all__ = ["KdeModel", "Observation", "fit_models", "min_points", "propose"]
 
@@ -208,7 +208,7 @@ def _by_budget(cols: _Columns, observations: Sequence[Observation]) -> List[Tupl
             budget = float(ob.resource)
         except (TypeError, ValueError):
             continue
-        row = cols.encode(ob.params)
+        row = _encoded(cols, ob.params)
         if row is None or not math.isfinite(budget):
             continue
         loss = ob.value
@@ -217,6 +217,18 @@ def _by_budget(cols: _Columns, observations: Sequence[Observation]) -> List[Tupl
         rows.append(row)
         losses.append(loss)
     return [(b, np.vstack(groups[b][0]), np.asarray(groups[b][1])) for b in sorted(groups, reverse=True)]
+
+
+def _encoded(cols: _Columns, params: Dict[str, Any]) -> Optional[np.ndarray]:
+    """``cols.encode(params)``, kept on ``params`` when it is a ``KeyedParams`` (ASHA hands
+    the same observations to every call: encoding them all again was nine tenths of the
+    sampler's time at a few hundred trials)."""
+    if type(params) is not KeyedParams:
+        return cols.encode(params)
+    hit = params.derived.get("kde-row")  # (space, row); a space is hashed slowly: compared instead
+    if hit is None or not (hit[0] is cols.space or hit[0] == cols.space):
+        hit = params.derived["kde-row"] = (cols.space, cols.encode(params))
+    return hit[1]  # type: ignore[no-any-return]
 
 
 def _split(n: int, losses: np.ndarray, top_n_percent: float, min_points: int) -> Optional[int]:

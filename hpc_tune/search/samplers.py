@@ -51,13 +51,16 @@ MAX_DRAWS_PER_CONFIG = 100
 class KeyedParams(dict):  # type: ignore[type-arg]
     """A parameter set that carries its ``params_key``, for callers that keep observations
     between calls (ASHA's memo): the random sampler then does not recompute the key of
-    every observation on every call. It is a private copy that nobody mutates."""
+    every observation on every call, and a sampler may keep in ``derived`` what it computes
+    from these params alone (the kde sampler: the encoded row, by space). It is a private
+    copy that nobody mutates, so what is derived from it stays true."""
 
-    __slots__ = ("key",)
+    __slots__ = ("key", "derived")
 
     def __init__(self, params: Dict[str, Any]):
         super().__init__(params)
         self.key = params_key(params)
+        self.derived: Dict[Any, Any] = {}
 
 
 def key_of(params: Dict[str, Any]) -> Any:
