@@ -241,20 +241,29 @@ def test_preempted_and_requeued_is_live_preempted_for_good_is_final(monkeypatch,
     assert backend.calls == {"sacct": 1, "squeue": 1}
 
 
-def test_sacct_down_falls_back_to_one_squeue(monkeypatch, tmp_path):
-    backend, _ = backend_with(monkeypatch, tmp_path,
-                              sacct=failed("sacct: error: Problem talking to the database: Connection refused"),
-                              squeue=ok("60|RUNNING|None\n"))
-    got = backend.poll(["60", "61"])
-    assert got["60"].state is JobState.RUNNING
-    assert got["61"].state is JobState.UNKNOWN and "Connection refused" in got["61"].reason  # not LOST
-    assert backend.calls == {"sacct": 1, "squeue": 1}
+@pytest.mark.parametrize("answer", [
+    failed("sacct: error: Problem talking to the database: Connection refused"),
+    subprocess.CompletedProcess([], 124, "", "sacct: timed out after 60.0 s"),  # SlurmCommands' time-out
+    subprocess.CompletedProcess([], 1, "", ""),
+])
+def test_a_failed_sacct_is_no_news_busy_and_no_state(monkeypatch, tmp_path, answer):
+    """sacct asks slurmdbd, which restarts and lags: a failed query says nothing about any job
+    (not UNKNOWN, not squeue's partial view): the controller backs off and asks again."""
+    backend, _ = backend_with(monkeypatch, tmp_path, sacct=answer, squeue=ok("60|RUNNING|None\n"))
+    with pytest.raises(BackendBusy, match="sacct failed") as raised:
+        backend.poll(["60", "61"])
+    assert (answer.stderr or "exit code 1") in str(raised.value)
+    assert backend.calls == {"sacct": 1}  # no second query for a poll that has no news
 
 
-def test_everything_down_is_unknown(monkeypatch, tmp_path):
-    backend, _ = backend_with(monkeypatch, tmp_path, sacct=failed("down"), squeue=failed("down too"))
+def test_squeue_down_leaves_a_job_sacct_does_not_list_unknown_not_lost(monkeypatch, tmp_path):
+    backend, _ = backend_with(monkeypatch, tmp_path, sacct=ok("70|PREEMPTED|0:0|None\n"), squeue=failed("down"))
+    clock = [1000.0]
+    monkeypatch.setattr("hpc_tune.backends.slurm.time.time", lambda: clock[0])
+    backend._since["71_1"] = clock[0] - 3600  # long past the grace: LOST, had squeue answered
     got = backend.poll(["70", "71_1"])
     assert {s.state for s in got.values()} == {JobState.UNKNOWN}
+    assert got["70"].raw == "PREEMPTED"  # requeued or not: squeue would have said
 
 
 def test_ids_that_are_not_slurm_ids_are_lost_without_a_call(monkeypatch, tmp_path):
