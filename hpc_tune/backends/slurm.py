@@ -20,8 +20,8 @@
 * Every scheduler command run is counted in ``self.calls``.
 * Clean child jobs: sbatch passes its whole environment on to the job, and a controller that
   runs as a Slurm job has that job's ``SLURM_*`` variables (its job id, restart count, memory,
-  CPUs...). sbatch runs without them (``inherited_slurm_variables``): a trial job sees only its
-  own.
+  CPUs...). sbatch runs without them (``slurm_commands.inherited_slurm_variables``, as for the
+  controller job's sbatch): a trial job sees only its own.
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ from .base import (
     slurm_time_minutes,
     warning_delay_s,
 )
-from .slurm_commands import SlurmCommands, classify_error
+from .slurm_commands import SlurmCommands, classify_error, inherited_slurm_variables
 
 if TYPE_CHECKING:
     # Not at run time: every trial job imports this module to unpickle TrialJob, and the
@@ -184,17 +184,6 @@ def parse_squeue(text: str) -> Dict[str, Row]:
             reason = fields[2] if len(fields) > 2 and fields[2] != "None" else ""
             rows[job_id] = Row(fields[1], "", reason)
     return rows
-
-
-# Client settings, not a job's description: sbatch must still see them.
-_CLIENT_VARIABLES = frozenset({"SLURM_CONF"})
-
-
-def inherited_slurm_variables(environ: Mapping[str, str]) -> List[str]:
-    """The variables of ``environ`` that describe the Slurm job this process runs in
-    (``SLURM_*``, ``SLURMD_*``, set by Slurm for that job or a parent one), which a job
-    submitted from here must not inherit; sorted."""
-    return sorted(k for k in environ if k.startswith(("SLURM_", "SLURMD_")) and k not in _CLIENT_VARIABLES)
 
 
 class _TrialExecutor(submitit.SlurmExecutor):

@@ -21,6 +21,7 @@ from hpc_tune.backends.slurm import (
     sbatch_options,
     slurm_time_minutes,
 )
+from hpc_tune.backends.slurm_commands import SlurmCommands, submission_environment
 
 EVERY_SLURM_STATE = {
     "BOOT_FAIL": JobState.BOOT_FAIL,
@@ -332,3 +333,23 @@ def test_sbatch_runs_without_the_submitting_jobs_variables(monkeypatch, tmp_path
     assert not [k for k in seen if k.startswith(("SLURM_", "SLURMD_")) and k != "SLURM_CONF"]
     assert seen["SLURM_CONF"] == "/etc/slurm/other.conf" and seen["SBATCH_ACCOUNT"] == "mine"
     assert seen["MY_SLURM_THING"] == "kept"
+
+
+def test_the_controller_jobs_sbatch_runs_without_the_callers_variables(monkeypatch, tmp_path):
+    """`hpc-tune submit` inside an allocation: the controller job's sbatch, like the trials',
+    runs without the caller's own job's variables (an sbatch first on PATH records what it saw)."""
+    seen_file = tmp_path / "seen"
+    fake = tmp_path / "bin" / "sbatch"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\nenv > {seen_file}\necho '4242;hpctune'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    for k, v in {**CONTROLLER_JOB_ENV, "PATH": os.environ["PATH"]}.items():
+        monkeypatch.setenv(k, v)
+    assert SlurmCommands().sbatch(str(tmp_path / "controller.sbatch")) == "4242"
+    seen = dict(line.split("=", 1) for line in seen_file.read_text().splitlines() if "=" in line)
+    assert not [k for k in seen if k.startswith(("SLURM_", "SLURMD_")) and k != "SLURM_CONF"]
+    assert seen["SLURM_CONF"] == "/etc/slurm/other.conf" and seen["SBATCH_ACCOUNT"] == "mine"
+    assert seen["MY_SLURM_THING"] == "kept"
+    assert submission_environment(CONTROLLER_JOB_ENV) == {
+        k: v for k, v in CONTROLLER_JOB_ENV.items() if k not in inherited_slurm_variables(CONTROLLER_JOB_ENV)}
