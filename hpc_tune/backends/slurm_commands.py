@@ -46,8 +46,9 @@ def classify_error(message: str) -> BackendError:
     return BackendBusy(message) if _BUSY.search(message) else BackendError(message)
 
 
-# Client settings, not a job's description: sbatch must still see them.
-_CLIENT_VARIABLES = frozenset({"SLURM_CONF"})
+# Client settings a user sets on purpose, not a job's description: sbatch's man page lists
+# them among its input variables, and Slurm does not set them inside a job.
+_CLIENT_VARIABLES = frozenset({"SLURM_CONF", "SLURM_CLUSTERS", "SLURM_DEBUG_FLAGS", "SLURM_EXIT_ERROR"})
 
 
 def inherited_slurm_variables(environ: Mapping[str, str]) -> List[str]:

@@ -313,6 +313,9 @@ def test_a_submitting_jobs_own_slurm_variables_are_not_inherited():
         "SLURMD_NODENAME", "SLURM_CPUS_PER_TASK", "SLURM_JOBID", "SLURM_JOB_ID", "SLURM_JOB_NAME",
         "SLURM_MEM_PER_NODE", "SLURM_RESTART_COUNT", "SLURM_WORKING_CLUSTER"]
     assert inherited_slurm_variables({"HOME": "/h", "SLURM_CONF": "/x"}) == []
+    # sbatch's own input variables, which a user sets to choose the cluster or Slurm's output
+    assert inherited_slurm_variables({"SLURM_CLUSTERS": "other", "SLURM_DEBUG_FLAGS": "Steps",
+                                      "SLURM_EXIT_ERROR": "3"}) == []
 
 
 def test_sbatch_runs_without_the_submitting_jobs_variables(monkeypatch, tmp_path):
