@@ -258,7 +258,8 @@ class _State:
                 self.live[i] = True
                 self.n_live += 1
             if _has_value(t):
-                entry = (minimizing(float(t.value), self.config.metric.optimization), t.trial_id, i)  # type: ignore[arg-type]
+                value = minimizing(float(t.value), self.config.metric.optimization)  # type: ignore[arg-type]
+                entry = (value, t.trial_id, i)
                 bisect.insort(self.ranked[tag[0]], entry)
                 self.entry[i] = entry
         self.observed[i], self.pending[i] = _contribution(t, self.config, self.ladder)

@@ -178,4 +178,5 @@ def repeats(observations: Sequence[Observation], pending: Sequence[Dict[str, Any
     return count
 
 
-__all__ = ["KeyedParams", "Observation", "SAMPLERS", "available", "key_of", "observation_of", "observations_of", "propose", "propose_random", "repeats", "sampler"]
+__all__ = ["KeyedParams", "Observation", "SAMPLERS", "available", "key_of", "observation_of", "observations_of",
+           "propose", "propose_random", "repeats", "sampler"]

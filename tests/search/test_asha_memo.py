@@ -61,7 +61,8 @@ def _observations(history: History, config: AshaConfig, ladder_: List[Any]):
             at = next((v for step, v in curve if step >= res), None)
             if at is None:
                 break
-            observed.append(samplers.Observation(dict(t.params), res, minimizing(float(at), config.metric.optimization)))
+            value = minimizing(float(at), config.metric.optimization)
+            observed.append(samplers.Observation(dict(t.params), res, value))
         if t.state.live:
             pending.append(dict(t.params))
         elif t.state in (TrialState.FAILED, TrialState.CANCELLED) and not curve:
