@@ -61,6 +61,7 @@ docs/samplers.md):
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from scipy import optimize
+from scipy.linalg import solve_triangular
 from sklearn.gaussian_process import GaussianProcessRegressor
 
 from ..space import Space, params_key
@@ -131,15 +133,23 @@ class _Data:
 _ENCODINGS: "OrderedDict[Space, Dict[Tuple[Any, ...], Tuple[Key, Optional[np.ndarray]]]]" = OrderedDict()
 
 
-def _encoded(space: Space, params: Dict[str, Any]) -> Tuple[Key, Optional[np.ndarray]]:
-    """``params_key(params)`` and ``space.encode(params)`` (None when ``params`` is not a
-    point of this space), memoised: every call sees every observation again, and the two
-    cost ~100 us a configuration in Python, a tenth of the whole proposal at 1,000 trials."""
+def _encodings(space: Space) -> Dict[Tuple[Any, ...], Tuple[Key, Optional[np.ndarray]]]:
+    """The memo of ``_encoded`` for ``space`` (looked up once per call: hashing a space
+    costs as much as encoding a configuration)."""
     memo = _ENCODINGS.get(space)
     if memo is None:
         memo = _ENCODINGS[space] = {}
         while len(_ENCODINGS) > _MEMO_SIZE:
             _ENCODINGS.popitem(last=False)
+    return memo
+
+
+def _encoded(memo: Dict[Tuple[Any, ...], Tuple[Key, Optional[np.ndarray]]], space: Space,
+             params: Dict[str, Any]) -> Tuple[Key, Optional[np.ndarray]]:
+    """``params_key(params)`` and ``space.encode(params)`` (None when ``params`` is not a
+    point of this space), memoised in ``memo`` (``_encodings(space)``): every call sees
+    every observation again, and the two cost ~100 us a configuration in Python, a tenth
+    of the whole proposal at 1,000 trials."""
     try:
         # the types too: 1, 1.0 and True are equal in Python but not the same value here
         ident: Optional[Tuple[Any, ...]] = tuple((k, type(v), v) for k, v in params.items())
@@ -162,19 +172,22 @@ def _encoded(space: Space, params: Dict[str, Any]) -> Tuple[Key, Optional[np.nda
     return key, x
 
 
-def _data(space: Space, observations: Sequence[Observation]) -> Optional[_Data]:
+def _data(space: Space, observations: Sequence[Observation], seen: Set[Key]) -> Optional[_Data]:
+    """The finite results of ``observations``; adds every observation's key to ``seen``."""
+    memo = _encodings(space)
     xs: List[np.ndarray] = []
     losses: List[float] = []
     rs: List[float] = []
     for ob in observations:
-        if ob.value is None or ob.resource is None:
+        key, x = _encoded(memo, space, ob.params)
+        seen.add(key)
+        if ob.value is None or ob.resource is None or x is None:
             continue
         try:
             value, r = float(ob.value), float(ob.resource)
         except (ValueError, TypeError):
             continue
-        x = _encoded(space, ob.params)[1]
-        if x is None or not (math.isfinite(value) and math.isfinite(r) and r > 0):
+        if not (math.isfinite(value) and math.isfinite(r) and r > 0):
             continue
         xs.append(x)
         losses.append(value)
@@ -293,6 +306,32 @@ def _fit(data: _Data, keep: np.ndarray) -> Tuple[GaussianProcessRegressor, np.nd
 # ------------------------------------------------------------------------- proposing
 
 
+class _Believer(_Model):
+    """The BO searcher's model with the kriging believer's update done as a rank-one
+    extension of the Cholesky factor (O(n^2) per believed point instead of a new
+    factorisation, O(n^3)): Hyperband asks for up to 81 configurations against the same
+    results, each believing all the earlier ones."""
+
+    def believe(self, x: np.ndarray) -> None:
+        k = self.signal(x[None, :], self.X_fit)[0]  # the noise term adds nothing off the diagonal
+        value = float(k @ self.alpha)  # the posterior mean at x
+        l_row = solve_triangular(self.L, k, lower=True, check_finite=False)
+        d2 = float(self.kernel.diag(x[None, :])[0]) + _JITTER - float(l_row @ l_row)
+        if not d2 > 1e-12:  # numerically a repeat: the full factorisation, with its jitter fallback
+            super().believe(x)
+            return
+        n = len(self.y_fit)
+        L = np.zeros((n + 1, n + 1))
+        L[:n, :n] = self.L
+        L[n, :n] = l_row
+        L[n, n] = math.sqrt(d2)
+        self.L = L
+        self.X_fit = np.vstack([self.X_fit, x[None, :]])
+        self.y_fit = np.append(self.y_fit, value)
+        self.alpha = solve_triangular(
+            L.T, solve_triangular(L, self.y_fit, lower=True, check_finite=False), lower=False, check_finite=False)
+
+
 class _Acquirer:
     """EI at the acquisition budget, maximised over the cube of configurations."""
 
@@ -302,11 +341,18 @@ class _Acquirer:
         keep = _kept(data)
         X, res = data.X[keep], data.resource[keep]
         gp, y = _fit(data, keep)
-        self.model = _Model(space, _EI, X, y, gp, [])
+        self.model = _Believer(space, _EI, X, y, gp, [])
         at_budget = res == budget
         self.model.best = float(y[at_budget].min())  # the incumbent: the best at b*
         order = np.argsort(np.where(at_budget, y, np.inf), kind="stable")[: min(_N_CENTRES, int(at_budget.sum()))]
         self.centres = X[order, :-1]
+        self.believed: Tuple[Key, ...] = ()  # the keys of the pending configurations believed, in order
+
+    def copy(self) -> "_Acquirer":
+        """An independent copy (``believe`` replaces the model's arrays, never writes into them)."""
+        other = copy.copy(self)
+        other.model = copy.copy(self.model)
+        return other
 
     def _with_u(self, C: np.ndarray) -> np.ndarray:
         return np.column_stack([C, np.full(len(C), self.u)])
@@ -314,7 +360,8 @@ class _Acquirer:
     def value(self, C: np.ndarray) -> np.ndarray:
         return self.model.acquisition(self._with_u(C))
 
-    def believe(self, params: Dict[str, Any]) -> None:
+    def believe(self, params: Dict[str, Any], key: Key) -> None:
+        self.believed += (key,)
         try:
             x = self.space.encode(params)
         except (KeyError, ValueError, TypeError):
@@ -351,6 +398,32 @@ def _random(space: Space, seen: Set[Key], rng: np.random.Generator) -> Dict[str,
     return draw_unseen(space, seen, rng, space.size())
 
 
+_ACQUIRERS: "OrderedDict[Tuple[bytes, bytes, bytes, float], _Acquirer]" = OrderedDict()
+
+
+def _acquirer(space: Space, data: _Data, budget: float, pending: Sequence[Tuple[Key, Dict[str, Any]]]) -> _Acquirer:
+    """The acquirer of ``data`` at ``budget`` with ``pending`` believed in order. Memoised
+    by the results' content with the pending configurations it has believed: Hyperband
+    asks for one configuration at a time against the same results and one more pending,
+    so a call starts from the last one's state and believes only what is new. Believing
+    the same configurations in the same order from the same fit is the same computation,
+    so the memo changes no result."""
+    key = (data.X.tobytes(), data.loss.tobytes(), data.resource.tobytes(), budget)
+    keys = tuple(k for k, _ in pending)
+    acq = _ACQUIRERS.get(key)
+    if acq is not None and keys[: len(acq.believed)] == acq.believed:
+        _ACQUIRERS.move_to_end(key)
+        acq = acq.copy()
+    else:
+        acq = _Acquirer(space, data, budget)
+    for k, p in pending[len(acq.believed):]:
+        acq.believe(p, k)
+    _ACQUIRERS[key] = acq.copy()
+    while len(_ACQUIRERS) > _MEMO_SIZE:
+        _ACQUIRERS.popitem(last=False)
+    return acq
+
+
 def propose(space: Space, config: SamplerConfig, observations: Sequence[Observation], n: int,
             rng: np.random.Generator, pending: Sequence[Dict[str, Any]] = ()) -> List[Dict[str, Any]]:
     """``n`` new configurations (see the module docstring)."""
@@ -358,18 +431,17 @@ def propose(space: Space, config: SamplerConfig, observations: Sequence[Observat
     if n == 0:
         return []
     opts = settings(config)
-    observations = list(observations)
-    pending = [dict(p) for p in pending]
-    data = _data(space, observations) if len(space) else None
+    seen: Set[Key] = set()
+    data = _data(space, observations, seen) if len(space) else None
+    if not len(space):
+        seen.update(params_key(ob.params) for ob in observations)
     budget = _acquisition_budget(data, min_points(space, opts)) if data is not None else None
-    seen: Set[Key] = {_encoded(space, o.params)[0] for o in observations} | \
-        {_encoded(space, p)[0] for p in pending}
+    memo = _encodings(space)
+    live = [(_encoded(memo, space, p)[0], dict(p)) for p in pending]
+    seen.update(k for k, _ in live)
     out: List[Dict[str, Any]] = []
     with _one_blas_thread():
-        acq = _Acquirer(space, data, budget) if data is not None and budget is not None else None
-        if acq is not None:
-            for p in pending:
-                acq.believe(p)
+        acq = _acquirer(space, data, budget, live) if data is not None and budget is not None else None
         for child in child_rngs(rng, n):
             coin = child.random()  # tossed even without a model: a random draw uses the same stream either way
             params = None
@@ -377,8 +449,9 @@ def propose(space: Space, config: SamplerConfig, observations: Sequence[Observat
                 params = acq.best(seen, child)
             if params is None:
                 params = _random(space, seen, child)
-            seen.add(params_key(params))
+            key = params_key(params)
+            seen.add(key)
             out.append(params)
             if acq is not None and len(out) < n:
-                acq.believe(params)
+                acq.believe(params, key)
     return out
