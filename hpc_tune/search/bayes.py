@@ -499,9 +499,11 @@ def _encode(space: Space, t: TrialRecord) -> Optional[np.ndarray]:
 
 
 def _fit_gp(X: np.ndarray, y: np.ndarray, gpc: GaussianProcessConfig,
-            rng: np.random.Generator) -> GaussianProcessRegressor:
+            rng: np.random.Generator, start: Any = None) -> GaussianProcessRegressor:
+    """The MAP fit; ``start``: a kernel whose hyperparameters start the search (the
+    model sampler's previous fit), else ``gpc``'s."""
     d = X.shape[1]
-    kernel = _make_kernel(gpc, d)
+    kernel = _make_kernel(gpc, d) if start is None else start
     optimizer: Any = _map_optimizer(_Prior.for_dims(d), len(y))
     if len(y) < 2 or float(np.ptp(y)) == 0.0:
         optimizer = None  # nothing to learn from: keep the starting hyperparameters

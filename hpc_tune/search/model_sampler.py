@@ -32,9 +32,13 @@ The model (as MOBSTER does, Klein et al. 2020, with its ``matern52`` resource ke
   it keeps. A MAP fit costs tens of likelihood evaluations, conditioning
   one Cholesky factorisation, and the hyperparameters move little between 100 and 110
   results; so a study refits them about log(n)/log(1.2) times instead of once per new
-  configuration. The fit depends only on those results (no random restarts), so it is
-  memoised by their content: Hyperband and ASHA ask for one configuration at a time with
-  the same observations and a growing ``pending``. The memo changes no result
+  configuration. Each fit starts from the previous grid size's hyperparameters (a warm
+  start: fewer likelihood evaluations), so it depends only on the first results, through
+  that chain (no random restarts), and is memoised by their content; a cold process
+  walks the chain again. The GP conditioned on the results with the pending
+  configurations believed is memoised too: Hyperband asks for one configuration at a
+  time with the same observations and a growing ``pending``, and a call believes only
+  the new ones (a rank-one update of the Cholesky factor). The memos change no result
   (``tests/search/test_model_sampler.py``);
 * the acquisition budget b* is the largest resource with at least
   ``min_points_in_model`` finite results (Syne Tune's and BOHB's choice); until one
@@ -65,12 +69,11 @@ import copy
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from scipy import optimize
-from scipy.linalg import solve_triangular
-from sklearn.gaussian_process import GaussianProcessRegressor
+from scipy.linalg import cho_solve, cholesky, solve_triangular
 
 from ..space import Space, params_key
 from ..spec.model import BayesConfig, GaussianProcessConfig, Metric, ModelSamplerConfig, SamplerConfig
@@ -84,16 +87,16 @@ Key = Tuple[Tuple[str, str], ...]
 
 #: results the GP is conditioned on at most, and the hyperparameters fitted on (the
 #: costs are cubic in them)
-MAX_FIT_POINTS = 200
-MAX_HYPERPARAMETER_POINTS = 128
+MAX_FIT_POINTS = 128
+MAX_HYPERPARAMETER_POINTS = 64
 #: random candidates in the cube, local candidates around the best configurations at b*
-_N_RANDOM = 512
-_N_LOCAL = 256
+_N_RANDOM = 256
+_N_LOCAL = 128
 _N_CENTRES = 5
 _LOCAL_SCALES = (0.02, 0.1)
 #: local search: candidates around each of the best few, at these scales
 _N_REFINE_STARTS = 3
-_N_REFINE = 64
+_N_REFINE = 32
 _REFINE_SCALES = (0.005, 0.03)
 #: snapped candidates checked for repeats, best first
 _N_SNAP = 64
@@ -257,22 +260,36 @@ def warp(loss: np.ndarray) -> np.ndarray:
     return _standardise(w) if np.all(np.isfinite(w)) else z
 
 
-_KERNELS: "OrderedDict[Tuple[bytes, bytes, Tuple[int, ...]], Any]" = OrderedDict()
+_KERNELS: "OrderedDict[Tuple[bytes, bytes], Any]" = OrderedDict()
 
 
-def _kernel(X: np.ndarray, loss: np.ndarray):
-    """The fitted kernel of the BO searcher's GP on (X, warped loss), memoised by
-    content (the fit has no randomness: no random restarts)."""
-    key = (X.tobytes(), loss.tobytes(), X.shape)
-    kernel = _KERNELS.get(key)
-    if kernel is None:
-        kernel = _fit_gp(X, warp(loss), _GP, np.random.default_rng(0)).kernel_
-        _KERNELS[key] = kernel
+def _kernel(data: _Data, n: int):
+    """The kernel fitted on ``hyperparameter_rows(n)`` of ``data`` (its warped losses),
+    its search started from the fit of the grid's previous size (Hyperband and ASHA add
+    a few results between two sizes, and the optimum moves little: a warm start takes a
+    third of the likelihood evaluations). So the fit at a size depends on the first
+    ``hyperparameter_fit_size(n)`` results only, through the chain of earlier sizes; it
+    has no randomness (no random restarts) and is memoised by the content of those
+    results. A cold process (after a restart) walks the chain again: the same fits."""
+    chain = [hyperparameter_fit_size(n)]
+    while chain[-1] > 2:
+        chain.append(hyperparameter_fit_size(chain[-1] - 1))
+    todo = []
+    start = None
+    for m in chain:  # largest first: walk down to the last size already fitted
+        key = (data.X[:m].tobytes(), data.loss[:m].tobytes())
+        start = _KERNELS.get(key)
+        if start is not None:
+            _KERNELS.move_to_end(key)
+            break
+        todo.append((m, key))
+    for m, key in reversed(todo):
+        rows = hyperparameter_rows(m)
+        start = _fit_gp(data.X[rows], warp(data.loss[rows]), _GP, np.random.default_rng(0), start=start).kernel_
+        _KERNELS[key] = start
         while len(_KERNELS) > _MEMO_SIZE:
             _KERNELS.popitem(last=False)
-    else:
-        _KERNELS.move_to_end(key)
-    return kernel
+    return start
 
 
 def hyperparameter_rows(n: int) -> np.ndarray:
@@ -286,21 +303,35 @@ def hyperparameter_rows(n: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, m - 1, MAX_HYPERPARAMETER_POINTS)).astype(int))
 
 
-def _fit(data: _Data, keep: np.ndarray) -> Tuple[GaussianProcessRegressor, np.ndarray]:
+class _Conditioned(NamedTuple):
+    """What ``_Model`` reads of a fitted ``GaussianProcessRegressor``."""
+
+    kernel_: Any
+    L_: np.ndarray
+    alpha_: np.ndarray
+
+
+def _fit(data: _Data, keep: np.ndarray) -> Tuple[_Conditioned, np.ndarray]:
     """The GP conditioned on the rows ``keep``, with hyperparameters fitted on
     ``hyperparameter_rows``: a MAP fit costs tens of likelihood evaluations,
     conditioning one Cholesky factorisation, and the hyperparameters move little
-    between 100 and 110 results. Returns the GP and the warped outputs of ``keep``."""
-    rows = hyperparameter_rows(len(data.loss))
-    kernel = _kernel(data.X[rows], data.loss[rows])
+    between 100 and 110 results. Returns the GP and the warped outputs of ``keep``.
+    (Conditioned here, as scikit-learn's ``fit`` with ``optimizer=None`` does, without
+    its validation and kernel copies, which cost more than the factorisation.)"""
+    kernel = _kernel(data, len(data.loss))
     X, y = data.X[keep], warp(data.loss[keep])
-    gp = GaussianProcessRegressor(kernel=kernel, alpha=_JITTER, optimizer=None, normalize_y=False)
-    try:
-        gp.fit(X, y)
-    except (np.linalg.LinAlgError, ValueError):
-        gp.set_params(alpha=1e-4)
-        gp.fit(X, y)
-    return gp, y
+    K = kernel(X)
+    for jitter in (_JITTER, 1e-4):
+        Kj = K.copy()
+        Kj[np.diag_indices_from(Kj)] += jitter
+        try:
+            L = cholesky(Kj, lower=True, check_finite=False)
+            break
+        except np.linalg.LinAlgError:
+            if jitter == 1e-4:
+                raise
+    alpha = cho_solve((L, True), y, check_finite=False)
+    return _Conditioned(kernel, L, alpha), y
 
 
 # ------------------------------------------------------------------------- proposing
