@@ -175,39 +175,107 @@ def _encoded(memo: Dict[Tuple[Any, ...], Tuple[Key, Optional[np.ndarray]]], spac
     return key, x
 
 
-def _data(space: Space, observations: Sequence[Observation], seen: Set[Key]) -> Optional[_Data]:
-    """The finite results of ``observations``; adds every observation's key to ``seen``."""
+@dataclass(frozen=True)
+class _Rows:
+    """The observations of the last call for a space, read: their keys, and the finite
+    results as arrays (``valid[i]``: how many of the first i observations are results)."""
+
+    observations: List[Observation]  # copies: a caller's later change cannot reach them
+    keys: List[Key]
+    valid: List[int]
+    X: np.ndarray
+    loss: np.ndarray
+    resource: np.ndarray
+
+
+_ROWS: "OrderedDict[Space, _Rows]" = OrderedDict()
+
+
+def _common_prefix(old: List[Observation], new: Sequence[Observation]) -> int:
+    n = min(len(old), len(new))
+    if old[:n] == list(new[:n]):  # one comparison in C: the usual case, results appended in creation order
+        return n
+    i = 0
+    while i < n and old[i] == new[i]:
+        i += 1
+    return i
+
+
+def _rows(space: Space, observations: Sequence[Observation]) -> _Rows:
+    """``_Rows`` of ``observations``, from the last call's for the rows they share at the
+    start (ASHA and Hyperband call once per new configuration with one result more:
+    reading every observation again was most of a proposal's time at 3,000 trials).
+    Observations equal to the last call's read the same, so this changes no result."""
+    prev = _ROWS.get(space)
+    start = _common_prefix(prev.observations, observations) if prev is not None else 0
     memo = _encodings(space)
+    obs = prev.observations[:start] if prev is not None else []
+    keys = prev.keys[:start] if prev is not None else []
+    valid = prev.valid[: start + 1] if prev is not None else [0]
     xs: List[np.ndarray] = []
     losses: List[float] = []
     rs: List[float] = []
-    for ob in observations:
+    for ob in observations[start:]:
+        obs.append(Observation(dict(ob.params), ob.resource, ob.value))
         key, x = _encoded(memo, space, ob.params)
-        seen.add(key)
-        if ob.value is None or ob.resource is None or x is None:
-            continue
-        try:
-            value, r = float(ob.value), float(ob.resource)
-        except (ValueError, TypeError):
-            continue
-        if not (math.isfinite(value) and math.isfinite(r) and r > 0):
-            continue
-        xs.append(x)
-        losses.append(value)
-        rs.append(r)
-    if not xs:
+        keys.append(key)
+        ok = ob.value is not None and ob.resource is not None and x is not None
+        if ok:
+            try:
+                value, r = float(ob.value), float(ob.resource)  # type: ignore[arg-type]
+                ok = math.isfinite(value) and math.isfinite(r) and r > 0
+            except (ValueError, TypeError):
+                ok = False
+        if ok:
+            xs.append(x)  # type: ignore[arg-type]
+            losses.append(value)
+            rs.append(r)
+        valid.append(valid[-1] + ok)
+    n_prev = valid[start]
+    d = space.n_dims
+    X = np.vstack([prev.X[:n_prev] if prev is not None else np.empty((0, d))] + [x[None, :] for x in xs])
+    loss = np.concatenate([prev.loss[:n_prev] if prev is not None else np.empty(0), np.asarray(losses, dtype=float)])
+    resource = np.concatenate([prev.resource[:n_prev] if prev is not None else np.empty(0), np.asarray(rs, dtype=float)])
+    rows = _Rows(obs, keys, valid, X, loss, resource)
+    _ROWS[space] = rows
+    _ROWS.move_to_end(space)
+    while len(_ROWS) > _MEMO_SIZE:
+        _ROWS.popitem(last=False)
+    return rows
+
+
+def _data(space: Space, observations: Sequence[Observation], seen: Set[Key]) -> Optional[_Data]:
+    """The finite results of ``observations``; adds every observation's key to ``seen``."""
+    rows = _rows(space, observations)
+    seen.update(rows.keys)
+    if not len(rows.loss):
         return None
-    r_arr = np.asarray(rs)
-    lo, hi = math.log(r_arr.min()), math.log(r_arr.max())
-    u_of = {r: (0.0 if hi == lo else (math.log(r) - lo) / (hi - lo)) for r in set(rs)}
-    u = np.asarray([u_of[r] for r in rs])
-    return _Data(np.column_stack([np.vstack(xs), u]), np.asarray(losses), r_arr, u_of)
+    budgets, where = np.unique(rows.resource, return_inverse=True)
+    lo, hi = math.log(budgets[0]), math.log(budgets[-1])
+    u_of = {float(r): (0.0 if hi == lo else (math.log(r) - lo) / (hi - lo)) for r in budgets}
+    u = np.asarray([u_of[float(r)] for r in budgets])[where]
+    return _Data(np.column_stack([rows.X, u]), rows.loss.copy(), rows.resource.copy(), u_of)
 
 
 def _acquisition_budget(data: _Data, needed: int) -> Optional[float]:
     budgets, counts = np.unique(data.resource, return_counts=True)
     ok = budgets[counts >= needed]
     return float(ok.max()) if len(ok) else None
+
+
+#: budgets below b* whose results the GP sees (None: every budget)
+_BUDGETS_BELOW: Optional[int] = None
+
+
+def _near(data: _Data, budget: float) -> _Data:
+    """The results at b* and at the ``_BUDGETS_BELOW`` budgets below it."""
+    if _BUDGETS_BELOW is None:
+        return data
+    budgets = np.unique(data.resource)
+    below = budgets[budgets < budget]
+    lowest = below[-_BUDGETS_BELOW] if 0 < _BUDGETS_BELOW <= len(below) else (budget if _BUDGETS_BELOW == 0 else budgets[0])
+    rows = data.resource >= lowest
+    return _Data(data.X[rows], data.loss[rows], data.resource[rows], data.u_of)
 
 
 def _kept(data: _Data) -> np.ndarray:
@@ -472,7 +540,7 @@ def propose(space: Space, config: SamplerConfig, observations: Sequence[Observat
     seen.update(k for k, _ in live)
     out: List[Dict[str, Any]] = []
     with _one_blas_thread():
-        acq = _acquirer(space, data, budget, live) if data is not None and budget is not None else None
+        acq = _acquirer(space, _near(data, budget), budget, live) if data is not None and budget is not None else None
         for child in child_rngs(rng, n):
             coin = child.random()  # tossed even without a model: a random draw uses the same stream either way
             params = None
