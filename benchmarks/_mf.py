@@ -20,6 +20,7 @@ sampler this checkout does not have yet are skipped the same way (with the reaso
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 import multiprocessing
@@ -527,6 +528,28 @@ def parse_seeds(text: str, methods: Sequence[str], default: int) -> Dict[str, in
         if name in seeds:
             seeds[name] = min(default, int(n))
     return seeds
+
+
+DEFAULT_PEER_SEEDS = "smac_mf=5,hpbandster_bohb=10,ray_asha=3,ray_bohb=3,hpctune_hb_model=10,hpctune_asha_model=10"
+
+
+def common_arguments(ap: argparse.ArgumentParser, quick_help: str) -> argparse.ArgumentParser:
+    """The command line every multi-fidelity benchmark takes; ``quick_help`` says what its --quick does."""
+    from _common import RESULTS
+
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--seeds-of", default=DEFAULT_PEER_SEEDS,
+                    help=f"fewer seeds for slow methods, as name=n,... (default {DEFAULT_PEER_SEEDS})")
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--reuse", default=None,
+                    help="FILE[,FILE]: reuse the runs of the methods found in these raw results JSON of earlier "
+                         "full runs (the others run now)")
+    ap.add_argument("--reuse-only", action="store_true", help="report the --reuse runs, run nothing")
+    ap.add_argument("--no-readme", action="store_true")
+    ap.add_argument("--results-dir", default=str(RESULTS))
+    return ap
 
 
 def main(problem: Any, argv: Optional[Sequence[str]], *, script: str, section: str, intro: str, quick: bool,

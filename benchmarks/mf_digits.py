@@ -29,12 +29,10 @@ from typing import Any, Dict, List, Optional, Sequence  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _mf  # noqa: E402
 import hyperband_digits as hd  # noqa: E402
-from _common import RESULTS  # noqa: E402
 
 TARGET = 0.0292
 MULTIPLES = [5, 10, 25, 100]
 QUICK_MULTIPLES = [2, 5]
-DEFAULT_SEEDS_OF = "smac_mf=5,hpbandster_bohb=10,ray_asha=3,ray_bohb=3,hpctune_hb_model=10,hpctune_asha_model=10"
 
 
 class DigitsProblem:
@@ -86,18 +84,7 @@ class DigitsProblem:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="R = 9, 12 cells, 2 seeds, budgets 2 and 5 x R; README untouched")
-    ap.add_argument("--seeds", type=int, default=20)
-    ap.add_argument("--seeds-of", default=DEFAULT_SEEDS_OF,
-                    help=f"fewer seeds for slow methods, as name=n,... (default {DEFAULT_SEEDS_OF})")
-    ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
-    ap.add_argument("--methods", default=",".join(_mf.METHODS))
-    ap.add_argument("--reuse", default=None,
-                    help="FILE[,FILE]: reuse the runs of the methods found in these raw results JSON of earlier "
-                         "full runs (the others run now)")
-    ap.add_argument("--reuse-only", action="store_true", help="report the --reuse runs, run nothing")
-    ap.add_argument("--no-readme", action="store_true")
-    ap.add_argument("--results-dir", default=str(RESULTS))
+    _mf.common_arguments(ap, quick_help="R = 9, 12 cells, 2 seeds, budgets 2 and 5 x R; README untouched")
     args = ap.parse_args(argv)
     cfg = dict(hd.QUICK if args.quick else hd.FULL)
     seeds = 2 if args.quick else args.seeds

@@ -549,7 +549,7 @@ wait_healthy() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# The three-node cluster (`multi`, `node`): see SLURM.md, "Several nodes on one machine".
+# The three-node cluster (`multi`, `node`): see docs/slurm-facts.md, "The test clusters themselves".
 # Every Slurm command for it runs with SLURM_CONF=$MCONF; its daemons too, so that they read
 # the gres.conf beside it.
 
@@ -632,7 +632,7 @@ AccountingStorageTRES=gres/gpu
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=30
 JobCompType=jobcomp/none
-# A node fault is seen within ~15-30 s (SLURM.md); a requeued job waits cred_expire.
+# A node fault is seen within ~15-30 s (docs/slurm-facts.md); a requeued job waits cred_expire.
 KillWait=10
 MinJobAge=60
 SlurmdTimeout=10

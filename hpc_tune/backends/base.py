@@ -56,7 +56,7 @@ class JobState(str, Enum):
     BOOT_FAIL = "BOOT_FAIL"
     DEADLINE = "DEADLINE"
     SUSPENDED = "SUSPENDED"
-    UNKNOWN = "UNKNOWN"  # not known now (e.g. sacct down): ask again later
+    UNKNOWN = "UNKNOWN"  # not known now (e.g. squeue down when it had to be asked): ask again later
     LOST = "LOST"  # the backend has no trace of the job: neither the scheduler nor the process
 
     @property
@@ -98,7 +98,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def poll(self, job_ids: Sequence[str]) -> Dict[str, JobStatus]:
-        """The state of every id, with one scheduler query for all of them."""
+        """The state of every id, with one scheduler query for all of them. Raises
+        BackendBusy when the scheduler could not say anything (no news: the caller backs off)."""
 
     @abc.abstractmethod
     def cancel(self, job_ids: Sequence[str]) -> None:

@@ -10,15 +10,18 @@
   BEFORE sbatch, lists the request names in task order, so ``find_jobs`` can name every task
   even if the controller died before it journaled the ids.
 * Polling: never submitit's own watcher (its backoff restarts with each submission and
-  ``result()`` can hang forever, see SLURM.md). ``poll`` runs one ``sacct`` for all ids and
-  one ``squeue`` only when it must: sacct failed, an id is missing (sacct lags a second or so
-  behind sbatch, and does not list an array's tasks that have not started yet), or sacct says
+  ``result()`` can hang forever, see docs/slurm-facts.md). ``poll`` runs one ``sacct`` for all
+  ids and one ``squeue`` only when it must: an id is missing (sacct lags a second or so behind
+  sbatch, and does not list an array's tasks that have not started yet), or sacct says
   PREEMPTED/NODE_FAIL, which for a requeueable job is a moment before it is PENDING again.
+  A failed sacct (non-zero exit, time-out: slurmdbd restarting, overloaded, unreachable) is no
+  news at all: ``poll`` raises ``BackendBusy`` and the controller backs off (the one rule of
+  ``slurm_commands``); it never turns into a state.
 * Every scheduler command run is counted in ``self.calls``.
 * Clean child jobs: sbatch passes its whole environment on to the job, and a controller that
   runs as a Slurm job has that job's ``SLURM_*`` variables (its job id, restart count, memory,
-  CPUs...). sbatch runs without them (``inherited_slurm_variables``): a trial job sees only its
-  own.
+  CPUs...). sbatch runs without them (``slurm_commands.inherited_slurm_variables``, as for the
+  controller job's sbatch): a trial job sees only its own.
 """
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ from .base import (
     slurm_time_minutes,
     warning_delay_s,
 )
-from .slurm_commands import SlurmCommands, classify_error
+from .slurm_commands import SlurmCommands, classify_error, inherited_slurm_variables
 
 if TYPE_CHECKING:
     # Not at run time: every trial job imports this module to unpickle TrialJob, and the
@@ -181,17 +184,6 @@ def parse_squeue(text: str) -> Dict[str, Row]:
             reason = fields[2] if len(fields) > 2 and fields[2] != "None" else ""
             rows[job_id] = Row(fields[1], "", reason)
     return rows
-
-
-# Client settings, not a job's description: sbatch must still see them.
-_CLIENT_VARIABLES = frozenset({"SLURM_CONF"})
-
-
-def inherited_slurm_variables(environ: Mapping[str, str]) -> List[str]:
-    """The variables of ``environ`` that describe the Slurm job this process runs in
-    (``SLURM_*``, ``SLURMD_*``, set by Slurm for that job or a parent one), which a job
-    submitted from here must not inherit; sorted."""
-    return sorted(k for k in environ if k.startswith(("SLURM_", "SLURMD_")) and k not in _CLIENT_VARIABLES)
 
 
 class _TrialExecutor(submitit.SlurmExecutor):
@@ -437,16 +429,15 @@ class SlurmBackend(Backend):
         query = sorted({job_id.split("_")[0] for job_id in job_ids})
         res = self._run(["sacct", "-X", "--parsable2", "--noheader", "-o", "JobID,State,ExitCode,Reason",
                          "-j", ",".join(query)])
-        sacct_ok = res.returncode == 0
-        rows = parse_sacct(res.stdout) if sacct_ok else {}
-        if not sacct_ok:
-            log.warning("sacct failed (%s); asking squeue", res.stderr.strip())
+        if res.returncode != 0:
+            raise BackendBusy(f"sacct failed: {(res.stderr or res.stdout).strip() or f'exit code {res.returncode}'}")
+        rows = parse_sacct(res.stdout)
 
         ask_squeue: List[str] = []
         for job_id in job_ids:
             row = rows.get(job_id)
             if row is None:
-                if sacct_ok and now - self._submitted_at.get(job_id, -SACCT_LAG_S) < SACCT_LAG_S:
+                if now - self._submitted_at.get(job_id, -SACCT_LAG_S) < SACCT_LAG_S:
                     # Just submitted: slurmdbd has not caught up. Asking squeue would cost a
                     # second query this poll and could only say "pending" or "running".
                     out[job_id] = JobStatus(job_id, JobState.PENDING, None, "submitted; not in sacct yet")
@@ -472,9 +463,8 @@ class SlurmBackend(Backend):
                     out[job_id] = JobStatus(job_id, JobState.UNKNOWN, None, "squeue failed", before.raw)
             elif listed is not None:
                 out[job_id] = JobStatus(job_id, parse_slurm_state(listed.state), None, listed.reason, listed.state)
-            elif not sacct_ok or queue is None:  # a job that ended is in neither then: no LOST
-                why = f"sacct failed: {res.stderr.strip()}" if not sacct_ok else "squeue failed"
-                out[job_id] = JobStatus(job_id, JobState.UNKNOWN, None, why)
+            elif queue is None:  # a job that ended is in neither then: no LOST
+                out[job_id] = JobStatus(job_id, JobState.UNKNOWN, None, "squeue failed")
             elif now - self._since[job_id] < self.lost_grace_s:
                 out[job_id] = JobStatus(job_id, JobState.PENDING, None, "submitted; not in sacct yet")
             else:

@@ -10,15 +10,22 @@ what it can do meanwhile, a one-shot command (``hpc-tune submit``'s sbatch of th
 job, ``cancel``) retries through ``retrying``. Trial jobs' sbatch runs inside submitit (the
 Slurm backend gives it the folder and parameters), its errors classified here too.
 
+Every sbatch (the controller job's here, the trial jobs' in the Slurm backend) runs without
+the ``SLURM_*`` variables of the job or allocation it is called from
+(``inherited_slurm_variables``): sbatch passes its whole environment on to the new job, which
+would see them beside its own (an ``salloc --mem-per-cpu`` caller's ``SLURM_MEM_PER_CPU`` next
+to the job's own ``SLURM_MEM_PER_NODE``, a requeued caller's ``SLURM_RESTART_COUNT``...).
+
 Standard library only: the command line uses this without importing submitit.
 """
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
 from collections import Counter
-from typing import Callable, List, Optional, TypeVar
+from typing import Callable, Dict, List, Mapping, Optional, TypeVar
 
 from ..errors import BackendBusy, BackendError
 
@@ -39,6 +46,24 @@ def classify_error(message: str) -> BackendError:
     return BackendBusy(message) if _BUSY.search(message) else BackendError(message)
 
 
+# Client settings a user sets on purpose, not a job's description: sbatch's man page lists
+# them among its input variables, and Slurm does not set them inside a job.
+_CLIENT_VARIABLES = frozenset({"SLURM_CONF", "SLURM_CLUSTERS", "SLURM_DEBUG_FLAGS", "SLURM_EXIT_ERROR"})
+
+
+def inherited_slurm_variables(environ: Mapping[str, str]) -> List[str]:
+    """The variables of ``environ`` that describe the Slurm job this process runs in
+    (``SLURM_*``, ``SLURMD_*``, set by Slurm for that job or a parent one), which a job
+    submitted from here must not inherit; sorted."""
+    return sorted(k for k in environ if k.startswith(("SLURM_", "SLURMD_")) and k not in _CLIENT_VARIABLES)
+
+
+def submission_environment(environ: Mapping[str, str]) -> Dict[str, str]:
+    """``environ`` without ``inherited_slurm_variables``: what sbatch runs with."""
+    inherited = set(inherited_slurm_variables(environ))
+    return {k: v for k, v in environ.items() if k not in inherited}
+
+
 class SlurmCommands:
     """Runs Slurm's commands; ``calls`` counts them by name."""
 
@@ -46,11 +71,11 @@ class SlurmCommands:
         self.timeout_s = timeout_s
         self.calls: Counter = Counter()
 
-    def run(self, argv: List[str]) -> subprocess.CompletedProcess:
-        """Run one command (counted). Failures come back as returncode != 0."""
+    def run(self, argv: List[str], env: Optional[Mapping[str, str]] = None) -> subprocess.CompletedProcess:
+        """Run one command (counted), in ``env`` if given. Failures come back as returncode != 0."""
         self.calls[argv[0]] += 1
         try:
-            return subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout_s)
+            return subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout_s, env=env)
         except subprocess.TimeoutExpired:
             return subprocess.CompletedProcess(argv, 124, "", f"{argv[0]}: timed out after {self.timeout_s} s")
         except FileNotFoundError:
@@ -58,10 +83,10 @@ class SlurmCommands:
         except OSError as exc:
             return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: {exc}")
 
-    def check(self, argv: List[str]) -> str:
+    def check(self, argv: List[str], env: Optional[Mapping[str, str]] = None) -> str:
         """Run a command; its stdout, or BackendBusy/BackendError with Slurm's own message.
         A time-out counts as busy."""
-        res = self.run(argv)
+        res = self.run(argv, env)
         if res.returncode == 124:
             raise BackendBusy(res.stderr)
         if res.returncode != 0:
@@ -70,8 +95,9 @@ class SlurmCommands:
 
     # -- the commands hpc-tune uses outside the trial backend -------------------------------------
     def sbatch(self, script_path: str) -> str:
-        """Submit a batch script; its job id."""
-        return self.check(["sbatch", "--parsable", script_path]).strip().split(";")[0]
+        """Submit a batch script, without the caller's own job's variables; its job id."""
+        return self.check(["sbatch", "--parsable", script_path],
+                          submission_environment(os.environ)).strip().split(";")[0]
 
     def job_state(self, job_id: str) -> Optional[str]:
         """squeue's state word of a queued job, or None when it is not queued (or squeue fails)."""

@@ -18,7 +18,7 @@ the next, because each phase reads what the one before wrote:
 2. ``outcomes``: ends, retries and state changes, from exit records and job states. Only the
    current run's exit record counts: not one of a run that a newer run has replaced, nor one
    of a run whose job the scheduler has requeued meanwhile (its node lost only its slurmd:
-   the old copy may end while Slurm starts the job again; SLURM.md);
+   the old copy may end while Slurm starts the job again; docs/slurm-facts.md);
 3. ``stopping``: every ``StoppingRule`` (thresholds, failure share, per-trial policies);
 4. ``new_trials``: ask the searcher to fill the free slots (recorded BEFORE submission);
 5. ``finished``: the study's end once the searcher is exhausted and nothing is live.

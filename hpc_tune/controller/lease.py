@@ -30,7 +30,7 @@ def holder_description(lease: Any) -> Optional[str]:
     """Who holds a lease record, or None when it is free: released, stale, or held by a
     process that is provably dead (same host, pid gone). A fresh lease of an earlier run of
     our own Slurm job is NOT free: when Slurm restarts a job whose node lost only its slurmd,
-    the earlier run still runs (SLURM.md, "A half-dead node")."""
+    the earlier run still runs (docs/slurm-facts.md, "Nodes that fail")."""
     if not isinstance(lease, dict) or lease.get("released"):
         return None
     if time.time() - float(lease.get("t", 0)) >= LEASE_STALE:

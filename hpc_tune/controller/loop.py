@@ -10,10 +10,11 @@ does. Each cycle:
 3. journal the core's decisions phase by phase (reports; ends and retries; stopping; new
    trials, recorded BEFORE they are submitted), submitting and cancelling as they say.
 
-Wherever the loop calls the scheduler (submit, cancel, adoption; the Slurm backend's poll
-answers UNKNOWN instead) a busy or failing scheduler means: back off (``Backoff``, the one
-rule) and carry on; what could not be done is decided again by a later cycle, from the same
-journal.
+Wherever the loop calls the scheduler (submit, cancel, adoption, poll) a busy or failing
+scheduler means: back off (``Backoff``, the one rule) and carry on; what could not be done is
+decided again by a later cycle, from the same journal. A failed poll (on Slurm: sacct, which
+asks slurmdbd) is no news, never a state; it backs off the polls only (``poll_backoff``):
+slurmctld may still take submissions and cancels, and exit records still end trials.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import socket
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
-from ..backends import Backend, BackendBusy, BackendError
+from ..backends import Backend, BackendBusy, BackendError, JobStatus
 from ..backends.slurm_commands import Backoff, SlurmCommands
 from ..journal import Journal, StudyView, load_view, refresh, write_snapshot
 from ..journal import events as ev
@@ -78,7 +79,8 @@ class Controller:
         self._fenced = False
         self.core = DecisionCore(spec)
         self.view: StudyView = view if view is not None else load_view(study_dir, self.journal)
-        self.backoff = Backoff()
+        self.backoff = Backoff()  # submit, cancel, adoption: slurmctld
+        self.poll_backoff = Backoff()  # the poll: on Slurm sacct, i.e. slurmdbd
         self._last_poll = float("-inf")
         self._last_start_check = float("-inf")
         self._stop_signal: Optional[str] = None
@@ -184,12 +186,9 @@ class Controller:
             return News()
         statuses = {}
         now = time.monotonic()
-        if now - self._last_poll >= self.poll_interval and self.backoff.ready():
+        if now - self._last_poll >= self.poll_interval and self.poll_backoff.ready():
             self._last_poll = now
-            try:
-                statuses = self.backend.poll([t.job_id for t in live if t.job_id])
-            except BackendError as exc:  # the Slurm backend answers UNKNOWN instead; others may raise
-                self._busy(exc)
+            statuses = self._poll([t.job_id for t in live if t.job_id])
         # The exit record first, then the result lines: the wrapper writes the record
         # after the command has exited, so the lines read after it are all there will be.
         trials: Dict[int, TrialNews] = {}
@@ -214,12 +213,20 @@ class Controller:
         # lost only its slurmd: the old copy may end while Slurm starts the job again): ask.
         ending = [t.job_id for t in live if t.job_id and t.job_id not in statuses
                   and trials.get(t.trial_id, TrialNews()).exit is not None]
-        if ending and self.backoff.ready():
-            try:
-                statuses = {**statuses, **self.backend.poll(ending)}
-            except BackendError as exc:
-                self._busy(exc)
+        if ending and self.poll_backoff.ready():
+            statuses = {**statuses, **self._poll(ending)}
         return News(trials, statuses, time.time())
+
+    def _poll(self, job_ids: List[str]) -> Dict[str, JobStatus]:
+        """The jobs' states, or nothing at all when the scheduler could not say (then the
+        polls back off)."""
+        try:
+            statuses = self.backend.poll(job_ids)
+        except BackendError as exc:
+            log.warning("job states unavailable (%s); polling again in %.0f s", exc, self.poll_backoff.failed())
+            return {}
+        self.poll_backoff.succeeded()
+        return statuses
 
     def _started_record(self, trial_id: int, path: str) -> Optional[Dict[str, Any]]:
         """The trial's start record, read again only when the file changed."""

@@ -14,11 +14,12 @@ A command is read one of three ways (``Command.reading``):
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import shlex
-from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..errors import UserError
 
@@ -96,12 +97,17 @@ def shell_script_index(argv: Sequence[str]) -> Optional[int]:
 def placeholders(template: str) -> List[str]:
     """The names used in ``template``, in order. An unclosed ``{{`` or a placeholder that
     is not a plain name is an error."""
-    names = []
+    return list(_placeholders(template))
+
+
+@functools.lru_cache(maxsize=64)
+def _placeholders(template: str) -> Tuple[str, ...]:
+    names: List[str] = []
     pos = 0
     while True:
         start = template.find("{{", pos)
         if start < 0:
-            return names
+            return tuple(names)
         match = PLACEHOLDER.match(template, start)
         if match is None:
             line = template.count("\n", 0, start) + 1
@@ -183,8 +189,26 @@ def render_shell(template: str, values: Mapping[str, Any]) -> str:
     """Fill a shell line: each placeholder as the quoting around it requires. A backslash
     before white space outside quotes continues the line (YAML's folding turns `\\` + newline
     into `\\` + space)."""
+    out = [piece if isinstance(piece, str) else _fill(format_value(values[piece[0]]), piece[1])
+           for piece in _shell_pieces(template)]
+    return "".join(out).strip()
+
+
+def _fill(value: str, ctx: str) -> str:
+    if ctx == "single":
+        return _in_single_quotes(value)
+    if ctx == "double":
+        return _in_double_quotes(value)
+    return shlex.quote(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _shell_pieces(template: str) -> Tuple[Union[str, Tuple[str, str]], ...]:
+    """The shell line read once (a study renders the same template for every trial): its
+    literal text, and each placeholder as (name, the quoting context it stands in)."""
     text = template.strip()
-    out: List[str] = []
+    pieces: List[Union[str, Tuple[str, str]]] = []
+    out: List[str] = []  # literal text since the last placeholder
     stack = ["plain"]
     i, n = 0, len(text)
     while i < n:
@@ -193,13 +217,8 @@ def render_shell(template: str, values: Mapping[str, Any]) -> str:
             match = PLACEHOLDER.match(text, i)
             if match is None:
                 raise TemplateError("unclosed `{{` in the command")
-            value = format_value(values[_name(match)])
-            if ctx == "single":
-                out.append(_in_single_quotes(value))
-            elif ctx == "double":
-                out.append(_in_double_quotes(value))
-            else:
-                out.append(shlex.quote(value))
+            pieces += ["".join(out), (_name(match), ctx)]
+            out = []
             i = match.end()
             continue
         c = text[i]
@@ -250,4 +269,5 @@ def render_shell(template: str, values: Mapping[str, Any]) -> str:
                 stack.pop()
         out.append(c)
         i += 1
-    return "".join(out).strip()
+    pieces.append("".join(out))
+    return tuple(pieces)

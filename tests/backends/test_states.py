@@ -21,6 +21,7 @@ from hpc_tune.backends.slurm import (
     sbatch_options,
     slurm_time_minutes,
 )
+from hpc_tune.backends.slurm_commands import SlurmCommands, submission_environment
 
 EVERY_SLURM_STATE = {
     "BOOT_FAIL": JobState.BOOT_FAIL,
@@ -241,20 +242,29 @@ def test_preempted_and_requeued_is_live_preempted_for_good_is_final(monkeypatch,
     assert backend.calls == {"sacct": 1, "squeue": 1}
 
 
-def test_sacct_down_falls_back_to_one_squeue(monkeypatch, tmp_path):
-    backend, _ = backend_with(monkeypatch, tmp_path,
-                              sacct=failed("sacct: error: Problem talking to the database: Connection refused"),
-                              squeue=ok("60|RUNNING|None\n"))
-    got = backend.poll(["60", "61"])
-    assert got["60"].state is JobState.RUNNING
-    assert got["61"].state is JobState.UNKNOWN and "Connection refused" in got["61"].reason  # not LOST
-    assert backend.calls == {"sacct": 1, "squeue": 1}
+@pytest.mark.parametrize("answer", [
+    failed("sacct: error: Problem talking to the database: Connection refused"),
+    subprocess.CompletedProcess([], 124, "", "sacct: timed out after 60.0 s"),  # SlurmCommands' time-out
+    subprocess.CompletedProcess([], 1, "", ""),
+])
+def test_a_failed_sacct_is_no_news_busy_and_no_state(monkeypatch, tmp_path, answer):
+    """sacct asks slurmdbd, which restarts and lags: a failed query says nothing about any job
+    (not UNKNOWN, not squeue's partial view): the controller backs off and asks again."""
+    backend, _ = backend_with(monkeypatch, tmp_path, sacct=answer, squeue=ok("60|RUNNING|None\n"))
+    with pytest.raises(BackendBusy, match="sacct failed") as raised:
+        backend.poll(["60", "61"])
+    assert (answer.stderr or "exit code 1") in str(raised.value)
+    assert backend.calls == {"sacct": 1}  # no second query for a poll that has no news
 
 
-def test_everything_down_is_unknown(monkeypatch, tmp_path):
-    backend, _ = backend_with(monkeypatch, tmp_path, sacct=failed("down"), squeue=failed("down too"))
+def test_squeue_down_leaves_a_job_sacct_does_not_list_unknown_not_lost(monkeypatch, tmp_path):
+    backend, _ = backend_with(monkeypatch, tmp_path, sacct=ok("70|PREEMPTED|0:0|None\n"), squeue=failed("down"))
+    clock = [1000.0]
+    monkeypatch.setattr("hpc_tune.backends.slurm.time.time", lambda: clock[0])
+    backend._since["71_1"] = clock[0] - 3600  # long past the grace: LOST, had squeue answered
     got = backend.poll(["70", "71_1"])
     assert {s.state for s in got.values()} == {JobState.UNKNOWN}
+    assert got["70"].raw == "PREEMPTED"  # requeued or not: squeue would have said
 
 
 def test_ids_that_are_not_slurm_ids_are_lost_without_a_call(monkeypatch, tmp_path):
@@ -303,6 +313,9 @@ def test_a_submitting_jobs_own_slurm_variables_are_not_inherited():
         "SLURMD_NODENAME", "SLURM_CPUS_PER_TASK", "SLURM_JOBID", "SLURM_JOB_ID", "SLURM_JOB_NAME",
         "SLURM_MEM_PER_NODE", "SLURM_RESTART_COUNT", "SLURM_WORKING_CLUSTER"]
     assert inherited_slurm_variables({"HOME": "/h", "SLURM_CONF": "/x"}) == []
+    # sbatch's own input variables, which a user sets to choose the cluster or Slurm's output
+    assert inherited_slurm_variables({"SLURM_CLUSTERS": "other", "SLURM_DEBUG_FLAGS": "Steps",
+                                      "SLURM_EXIT_ERROR": "3"}) == []
 
 
 def test_sbatch_runs_without_the_submitting_jobs_variables(monkeypatch, tmp_path):
@@ -323,3 +336,23 @@ def test_sbatch_runs_without_the_submitting_jobs_variables(monkeypatch, tmp_path
     assert not [k for k in seen if k.startswith(("SLURM_", "SLURMD_")) and k != "SLURM_CONF"]
     assert seen["SLURM_CONF"] == "/etc/slurm/other.conf" and seen["SBATCH_ACCOUNT"] == "mine"
     assert seen["MY_SLURM_THING"] == "kept"
+
+
+def test_the_controller_jobs_sbatch_runs_without_the_callers_variables(monkeypatch, tmp_path):
+    """`hpc-tune submit` inside an allocation: the controller job's sbatch, like the trials',
+    runs without the caller's own job's variables (an sbatch first on PATH records what it saw)."""
+    seen_file = tmp_path / "seen"
+    fake = tmp_path / "bin" / "sbatch"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\nenv > {seen_file}\necho '4242;hpctune'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    for k, v in {**CONTROLLER_JOB_ENV, "PATH": os.environ["PATH"]}.items():
+        monkeypatch.setenv(k, v)
+    assert SlurmCommands().sbatch(str(tmp_path / "controller.sbatch")) == "4242"
+    seen = dict(line.split("=", 1) for line in seen_file.read_text().splitlines() if "=" in line)
+    assert not [k for k in seen if k.startswith(("SLURM_", "SLURMD_")) and k != "SLURM_CONF"]
+    assert seen["SLURM_CONF"] == "/etc/slurm/other.conf" and seen["SBATCH_ACCOUNT"] == "mine"
+    assert seen["MY_SLURM_THING"] == "kept"
+    assert submission_environment(CONTROLLER_JOB_ENV) == {
+        k: v for k, v in CONTROLLER_JOB_ENV.items() if k not in inherited_slurm_variables(CONTROLLER_JOB_ENV)}

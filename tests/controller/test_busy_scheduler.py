@@ -76,6 +76,7 @@ def controller_with_clock(study_dir, spec, backend):
     c = Controller(study_dir, spec, backend, poll_interval=0.0, tick=0.0)
     clock = Clock()
     c.backoff = Backoff(clock)
+    c.poll_backoff = Backoff(clock)
     return c, clock
 
 
@@ -183,3 +184,40 @@ def test_a_busy_scheduler_during_polls_and_submissions_still_finishes_the_study(
     assert view.ended["state"] == "finished"
     assert backend.raised["submit"] == 3 and backend.raised["poll"] >= 1
     assert [t.state.value for t in view.trials.values()] == ["completed"] * 6
+
+
+@pytest.mark.parametrize("error", [BackendBusy, BackendError])
+def test_a_failing_poll_is_no_news_backs_off_the_polls_and_submissions_go_on(tmp_path, error):
+    """A failed poll (on Slurm: sacct, i.e. slurmdbd) changes no trial, backs off only the
+    polls, and the study still ends with every trial completed, each submitted once."""
+    from test_controller import quadratic
+
+    study_dir, spec = make(tmp_path)
+    backend = FlakyBackend(quadratic, manual=True, failures={"poll": 3}, error=error)
+    c, clock = controller_with_clock(study_dir, spec, backend)
+    c.cycle()  # three trials submitted
+    first = list(backend.requests)
+    assert len(first) == 3
+    before = [(t.state, t.raw_state) for t in load_view(study_dir).trials.values()]
+    for job in first:
+        backend.set_state(job, JobState.FAILED)  # what a poll would say, if it answered
+    c.cycle()  # the poll fails: no news
+    assert backend.raised["poll"] == 1
+    assert [(t.state, t.raw_state) for t in load_view(study_dir).trials.values()] == before
+    c.cycle()  # polls back off (5 s): not even tried
+    assert backend.raised["poll"] == 1 and backend.calls["sacct"] == 0
+    assert [(t.state, t.raw_state) for t in load_view(study_dir).trials.values()] == before
+    backend.finish(first[0], reports=[{"loss": 0.5}])  # its exit record ends it: no poll needed
+    c.cycle()
+    view = load_view(study_dir)
+    assert view.trials[0].state.value == "completed" and backend.raised["poll"] == 1
+    assert len(backend.requests) == 4  # the free slot was filled while the polls back off
+    for job in list(backend.requests)[1:]:
+        backend.finish(job, reports=[{"loss": 0.25}])  # the jobs truly ended well
+    backend.manual = False
+    cycles(c, clock, 100, dt=30.0)
+    view = load_view(study_dir)
+    assert view.ended["state"] == "finished"
+    assert [t.state.value for t in view.trials.values()] == ["completed"] * 6
+    submitted = [e["id"] for e in Journal(study_dir).events() if e["e"] == "submitted"]
+    assert sorted(submitted) == list(range(6))  # no trial submitted twice

@@ -34,7 +34,7 @@ TWO_TRIALS = """
       cmd: PY CKPT --x={{ x }} --steps={steps} --sleep=1
     """
 # Time limits: "11" for the preemption test, since submitit takes a signal to a job with a
-# time limit of 10 minutes or less for a time-out (SLURM.md); "3" otherwise, short enough for
+# time limit of 10 minutes or less for a time-out (docs/slurm-facts.md); "3" otherwise, short enough for
 # the backfill scheduler to start those trials while a GPU job (maybe the preemption test's)
 # waits for a GPU at the head of the queue.
 STEPS = {"requeue": 24, "preempt": 40}

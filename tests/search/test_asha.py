@@ -5,14 +5,15 @@ prefix of a history)."""
 from __future__ import annotations
 
 import math
-from dataclasses import replace
-from typing import List, Optional
+from functools import partial
+from typing import List
 
 import pytest
+from searcher_study import SearcherStudy
 
 from hpc_tune.search import asha
 from hpc_tune.search.asha import RungPolicy, rung_stops
-from hpc_tune.search.base import History, TrialRecord, TrialState
+from hpc_tune.search.base import History, TrialState
 from hpc_tune.space import Discrete, Space, Uniform
 from hpc_tune.spec.model import AshaConfig, Metric, ResourceConfig
 
@@ -25,26 +26,7 @@ def config(n: int = 9, R: float = 9, eta: float = 3, r: float = 1, s: int = 0, m
                       n_trials=n, min_resource=r, eta=eta, min_early_stopping_rate=s, mode=mode, resume=resume)
 
 
-class Study:
-    """The history a controller would keep: trials created from suggestions, finished by the test."""
-
-    def __init__(self, cfg: AshaConfig, seed: int = 0):
-        self.cfg, self.seed = cfg, seed
-        self.trials: List[TrialRecord] = []
-
-    @property
-    def history(self) -> History:
-        return History.of(self.trials)
-
-    def ask(self, n: int):
-        result = asha.suggest(SPACE, self.cfg, self.history, self.seed, n)
-        for s in result.suggestions:
-            self.trials.append(TrialRecord(len(self.trials), dict(s.params), TrialState.PENDING,
-                                           resource=s.resource, meta=dict(s.meta)))
-        return result
-
-    def finish(self, tid: int, value: Optional[float], state: TrialState = TrialState.COMPLETED) -> None:
-        self.trials[tid] = replace(self.trials[tid], state=state, value=value)
+Study = partial(SearcherStudy, asha, SPACE)  # Study(cfg, seed=...)
 
 
 # ------------------------------------------------------------------------------ ladder
@@ -191,13 +173,10 @@ def test_restart_exact_same_next_suggestions_at_every_prefix():
     """Replaying the history at every prefix (as a restarted controller does) gives the
     same next suggestions as the run that created them."""
     st = Study(config(n=12, R=9), seed=11)
-    asked: List[tuple] = []  # (history length before the call, n, suggestions)
     live: List[int] = []
     while True:
         before = len(st.trials)
-        n = 3 - len(live)
-        result = st.ask(n)
-        asked.append((list(st.trials[:before]), n, result.suggestions))
+        st.ask(3 - len(live))
         live += list(range(before, len(st.trials)))
         if not live:
             break
@@ -205,9 +184,9 @@ def test_restart_exact_same_next_suggestions_at_every_prefix():
         st.finish(tid, (st.trials[tid].params["x"] - 0.6) ** 2 + (0.0 if tid % 5 else math.nan))
         if tid % 5 == 0:
             st.finish(tid, None, TrialState.FAILED)
-    for trials, n, suggestions in asked:
-        again = asha.suggest(SPACE, st.cfg, History.of(trials), st.seed, n).suggestions
-        assert again == suggestions
+    for history, n, result in st.calls:
+        again = asha.suggest(SPACE, st.cfg, history, st.seed, n).suggestions
+        assert again == result.suggestions
 
 
 def test_seed_changes_the_configurations():

@@ -8,10 +8,12 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 import pytest
+from searcher_study import SearcherStudy
 
 from hpc_tune.search.kde_sampler import KdeModel, Observation, child_rngs, fit_models, min_points, propose
 from hpc_tune.space import Discrete, Space, Uniform
 from hpc_tune.spec.model import SamplerConfig
+
 
 def KdeConfig(**kw: Any) -> SamplerConfig:  # noqa: N802 - reads like the config it builds
     return SamplerConfig(kind="kde", **kw)
@@ -214,7 +216,7 @@ def test_same_generator_same_proposals_and_prefixes_agree():
 
 def test_hyperband_and_asha_with_the_kde_sampler_replay_exactly():
     from hpc_tune.search import asha, hyperband
-    from hpc_tune.search.base import History, TrialRecord, TrialState
+    from hpc_tune.search.base import TrialRecord
     from hpc_tune.spec.model import AshaConfig, HyperbandConfig, Metric, ResourceConfig
 
     resource, metric = ResourceConfig("epochs", "int"), Metric("loss", "minimize")
@@ -224,28 +226,17 @@ def test_hyperband_and_asha_with_the_kde_sampler_replay_exactly():
         (asha, AshaConfig(max_resource=9, resource=resource, metric=metric, n_trials=30, eta=3,
                           sampler=SamplerConfig(kind="kde"))),
     ]
+    def value(t: TrialRecord, step: int) -> Optional[float]:
+        if step % 7 == 3:  # some trials fail: they count as bad
+            return None
+        return (math.log(t.params["lr"]) + 7) ** 2 + (t.params["opt"] != "sgd") + 1 / t.resource
+
     for search, cfg in studies:
-        trials: List[TrialRecord] = []
-        calls = []
-        for step in range(300):
-            live = [t for t in trials if t.state.live]
-            history = History.of(trials)
-            result = search.suggest(MIXED, cfg, history, 5, 3 - len(live))
-            calls.append((history, 3 - len(live), result))
-            for s in result.suggestions:
-                trials.append(TrialRecord(len(trials), dict(s.params), TrialState.PENDING, resource=s.resource,
-                                          meta=dict(s.meta)))
-            live = [t for t in trials if t.state.live]
-            if not live:
-                break
-            t = live[0]
-            failed = step % 7 == 3  # some trials fail: they count as bad
-            value = None if failed else (math.log(t.params["lr"]) + 7) ** 2 + (t.params["opt"] != "sgd") + 1 / t.resource
-            trials[t.trial_id] = TrialRecord(t.trial_id, t.params, TrialState.FAILED if failed else TrialState.COMPLETED,
-                                             value=value, resource=t.resource, meta=t.meta)
-        assert not [t for t in trials if t.state.live]
-        assert sum(1 for t in trials if t.meta.get("rung") == 0) >= 9  # enough fresh draws for models to form
-        for history, n, result in calls:
+        st = SearcherStudy(search, MIXED, cfg, seed=5)
+        st.play(3, value, steps=300)
+        assert not st.live
+        assert sum(1 for t in st.trials if t.meta.get("rung") == 0) >= 9  # enough fresh draws for models to form
+        for history, n, result in st.calls:
             assert search.suggest(MIXED, cfg, history, 5, n) == result
 
 

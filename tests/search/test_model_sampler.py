@@ -6,9 +6,9 @@ import math
 from typing import Any, Dict, List
 
 import numpy as np
+from searcher_study import SearcherStudy
 
 from hpc_tune.search import hyperband, model_sampler, samplers
-from hpc_tune.search.base import History, TrialRecord, TrialState
 from hpc_tune.search.model_sampler import ModelSamplerConfig, hyperparameter_fit_size, propose, warp
 from hpc_tune.search.samplers import Observation
 from hpc_tune.space import Discrete, Space, Uniform, params_key
@@ -216,24 +216,10 @@ def test_warp_matches_the_bo_searchers():
 def _hyperband_study(sampler: str, seed: int, slots: int = 3):
     cfg = HyperbandConfig(max_iter=9, eta=3, resource=ResourceConfig("epochs", "int"),
                           metric=Metric("loss", "minimize"), sampler=SamplerConfig(kind=sampler))
-    trials: List[TrialRecord] = []
-    calls = []
-    for _ in range(200):
-        live = [t for t in trials if t.state.live]
-        history = History.of(trials)
-        result = hyperband.suggest(SQUARE, cfg, history, seed, slots - len(live))
-        calls.append((history, slots - len(live), result))
-        for s in result.suggestions:
-            trials.append(TrialRecord(len(trials), dict(s.params), TrialState.PENDING, resource=s.resource,
-                                      meta=dict(s.meta)))
-        live = [t for t in trials if t.state.live]
-        if not live:
-            break
-        oldest = live[0]  # one finishes per round: the proposals see a growing history
-        trials[oldest.trial_id] = TrialRecord(oldest.trial_id, oldest.params, TrialState.COMPLETED,
-                                              value=loss(oldest.params, oldest.resource),
-                                              resource=oldest.resource, meta=oldest.meta)
-    return cfg, trials, calls
+    st = SearcherStudy(hyperband, SQUARE, cfg, seed)
+    # the oldest live trial finishes each round: the proposals see a growing history
+    st.play(slots, lambda t, step: loss(t.params, t.resource), steps=200)
+    return cfg, st.trials, st.calls
 
 
 def test_hyperband_with_the_model_sampler_is_restart_exact_and_beats_random():
@@ -262,24 +248,9 @@ def test_asha_with_the_model_sampler_replays_exactly():
 
     cfg = AshaConfig(max_resource=9, resource=ResourceConfig("epochs", "int"), metric=Metric("loss", "minimize"),
                      n_trials=20, eta=3, sampler=SamplerConfig(kind="model"))
-    trials: List[TrialRecord] = []
-    calls = []
-    for step in range(200):
-        live = [t for t in trials if t.state.live]
-        history = History.of(trials)
-        result = asha.suggest(SQUARE, cfg, history, 3, 3 - len(live))
-        calls.append((history, 3 - len(live), result))
-        for s in result.suggestions:
-            trials.append(TrialRecord(len(trials), dict(s.params), TrialState.PENDING, resource=s.resource,
-                                      meta=dict(s.meta)))
-        live = [t for t in trials if t.state.live]
-        if not live:
-            break
-        t = live[-1] if step % 3 else live[0]  # out of creation order now and then
-        state = TrialState.FAILED if step % 11 == 5 else TrialState.COMPLETED
-        trials[t.trial_id] = TrialRecord(t.trial_id, t.params, state,
-                                         value=None if state is TrialState.FAILED else loss(t.params, t.resource),
-                                         resource=t.resource, meta=t.meta)
-    assert not [t for t in trials if t.state.live] and len(trials) > 20
-    for history, n, result in calls[::3]:
+    st = SearcherStudy(asha, SQUARE, cfg, seed=3)
+    st.play(3, lambda t, step: None if step % 11 == 5 else loss(t.params, t.resource), steps=200,
+            pick=lambda live, step: live[-1] if step % 3 else live[0])  # out of creation order now and then
+    assert not st.live and len(st.trials) > 20
+    for history, n, result in st.calls[::3]:
         assert asha.suggest(SQUARE, cfg, history, 3, n) == result

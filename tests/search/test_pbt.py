@@ -4,14 +4,15 @@ members that fail, the end condition, the checkpoints still needed, restart-exac
 from __future__ import annotations
 
 import math
-from dataclasses import replace
-from typing import List, Optional
+from functools import partial
+from typing import List
 
 import numpy as np
 import pytest
+from searcher_study import SearcherStudy
 
 from hpc_tune.search import pbt
-from hpc_tune.search.base import History, TrialRecord, TrialState
+from hpc_tune.search.base import TrialState
 from hpc_tune.space import Discrete, Normal, Space, Uniform, numpy_linspace
 from hpc_tune.spec.model import Metric, PbtConfig, ResourceConfig
 
@@ -28,24 +29,7 @@ def config(P: int = 4, T: float = 2, R: float = 8, q: float = 0.25, resample: fl
                      resample_probability=resample, perturbation_factors=tuple(factors))
 
 
-class Study:
-    def __init__(self, cfg: PbtConfig, seed: int = 0):
-        self.cfg, self.seed = cfg, seed
-        self.trials: List[TrialRecord] = []
-
-    @property
-    def history(self) -> History:
-        return History.of(self.trials)
-
-    def ask(self, n: int):
-        result = pbt.suggest(SPACE, self.cfg, self.history, self.seed, n)
-        for s in result.suggestions:
-            self.trials.append(TrialRecord(len(self.trials), dict(s.params), TrialState.PENDING,
-                                           resource=s.resource, meta=dict(s.meta)))
-        return result
-
-    def finish(self, tid: int, value: Optional[float], state: TrialState = TrialState.COMPLETED) -> None:
-        self.trials[tid] = replace(self.trials[tid], state=state, value=value)
+Study = partial(SearcherStudy, pbt, SPACE)  # Study(cfg, seed=...)
 
 
 def test_intervals_and_trial_count():
@@ -169,14 +153,11 @@ def test_end_condition_every_member_reaches_max_resource():
 
 def test_restart_exact_same_next_suggestions_at_every_prefix():
     st = Study(config(P=4, T=1, R=5), seed=9)
-    asked = []
     live: List[int] = []
     step = 0
     while True:
         before = len(st.trials)
-        n = 4 - len(live)
-        result = st.ask(n)
-        asked.append((list(st.trials[:before]), n, result.suggestions))
+        st.ask(4 - len(live))
         live += list(range(before, len(st.trials)))
         if not live:
             break
@@ -184,9 +165,9 @@ def test_restart_exact_same_next_suggestions_at_every_prefix():
         tid = live.pop(step % len(live))  # finish out of order: asynchronous
         p = st.trials[tid].params
         st.finish(tid, abs(math.log(p["lr"]) + 5) + p["m"])
-    assert any(s.meta["donor"] is not None for s in (x for _, _, ss in asked for x in ss))
-    for trials, n, suggestions in asked:
-        assert pbt.suggest(SPACE, st.cfg, History.of(trials), st.seed, n).suggestions == suggestions
+    assert any(s.meta["donor"] is not None for s in (x for _, _, result in st.calls for x in result.suggestions))
+    for history, n, result in st.calls:
+        assert pbt.suggest(SPACE, st.cfg, history, st.seed, n).suggestions == result.suggestions
 
 
 # ------------------------------------------------------------------------ explore
