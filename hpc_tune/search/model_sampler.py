@@ -263,21 +263,6 @@ def _acquisition_budget(data: _Data, needed: int) -> Optional[float]:
     return float(ok.max()) if len(ok) else None
 
 
-#: budgets below b* whose results the GP sees (None: every budget)
-_BUDGETS_BELOW: Optional[int] = None
-
-
-def _near(data: _Data, budget: float) -> _Data:
-    """The results at b* and at the ``_BUDGETS_BELOW`` budgets below it."""
-    if _BUDGETS_BELOW is None:
-        return data
-    budgets = np.unique(data.resource)
-    below = budgets[budgets < budget]
-    lowest = below[-_BUDGETS_BELOW] if 0 < _BUDGETS_BELOW <= len(below) else (budget if _BUDGETS_BELOW == 0 else budgets[0])
-    rows = data.resource >= lowest
-    return _Data(data.X[rows], data.loss[rows], data.resource[rows], data.u_of)
-
-
 def _kept(data: _Data) -> np.ndarray:
     """Indices of the results the GP is conditioned on: all of them, or the largest budgets' first,
     best first, up to MAX_FIT_POINTS (in creation order)."""
@@ -540,7 +525,7 @@ def propose(space: Space, config: SamplerConfig, observations: Sequence[Observat
     seen.update(k for k, _ in live)
     out: List[Dict[str, Any]] = []
     with _one_blas_thread():
-        acq = _acquirer(space, _near(data, budget), budget, live) if data is not None and budget is not None else None
+        acq = _acquirer(space, data, budget, live) if data is not None and budget is not None else None
         for child in child_rngs(rng, n):
             coin = child.random()  # tossed even without a model: a random draw uses the same stream either way
             params = None
