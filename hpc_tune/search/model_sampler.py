@@ -99,7 +99,7 @@ _N_REFINE_STARTS = 3
 _N_REFINE = 32
 _REFINE_SCALES = (0.005, 0.03)
 #: snapped candidates checked for repeats, best first
-_N_SNAP = 64
+_N_SNAP = 16
 #: fitted kernels (and spaces' encodings) kept for later calls with the same observations
 _MEMO_SIZE = 8
 #: encoded configurations kept per space
