@@ -233,9 +233,11 @@ def _rows(space: Space, observations: Sequence[Observation]) -> _Rows:
         valid.append(valid[-1] + ok)
     n_prev = valid[start]
     d = space.n_dims
-    X = np.vstack([prev.X[:n_prev] if prev is not None else np.empty((0, d))] + [x[None, :] for x in xs])
-    loss = np.concatenate([prev.loss[:n_prev] if prev is not None else np.empty(0), np.asarray(losses, dtype=float)])
-    resource = np.concatenate([prev.resource[:n_prev] if prev is not None else np.empty(0), np.asarray(rs, dtype=float)])
+    kept = (prev.X[:n_prev], prev.loss[:n_prev], prev.resource[:n_prev]) if prev is not None \
+        else (np.empty((0, d)), np.empty(0), np.empty(0))
+    X = np.vstack([kept[0]] + [x[None, :] for x in xs])
+    loss = np.concatenate([kept[1], np.asarray(losses, dtype=float)])
+    resource = np.concatenate([kept[2], np.asarray(rs, dtype=float)])
     rows = _Rows(obs, keys, valid, X, loss, resource)
     _ROWS[space] = rows
     _ROWS.move_to_end(space)
