@@ -59,7 +59,7 @@ from scipy.spatial.distance import pdist, squareform
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, Matern, WhiteKernel
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from ..space import Space, params_key
 from ..spec.model import BayesConfig, GaussianProcessConfig
@@ -175,7 +175,13 @@ def _one_blas_thread():
     """The matrices here are small (a few hundred rows): BLAS threads only cost
     synchronisation, and on a busy node (every core taken by trials) they make a
     suggestion several times slower. The previous limit is restored on exit."""
-    return threadpool_limits(limits=1, user_api="blas")
+    global _THREADPOOLS
+    if _THREADPOOLS is None:  # finding the loaded libraries costs ~4 ms: once per process
+        _THREADPOOLS = ThreadpoolController()
+    return _THREADPOOLS.limit(limits=1, user_api="blas")
+
+
+_THREADPOOLS: Optional[ThreadpoolController] = None
 
 
 # --------------------------------------------------------------------------- random
@@ -493,9 +499,11 @@ def _encode(space: Space, t: TrialRecord) -> Optional[np.ndarray]:
 
 
 def _fit_gp(X: np.ndarray, y: np.ndarray, gpc: GaussianProcessConfig,
-            rng: np.random.Generator) -> GaussianProcessRegressor:
+            rng: np.random.Generator, start: Any = None) -> GaussianProcessRegressor:
+    """The MAP fit; ``start``: a kernel whose hyperparameters start the search (the
+    model sampler's previous fit), else ``gpc``'s."""
     d = X.shape[1]
-    kernel = _make_kernel(gpc, d)
+    kernel = _make_kernel(gpc, d) if start is None else start
     optimizer: Any = _map_optimizer(_Prior.for_dims(d), len(y))
     if len(y) < 2 or float(np.ptp(y)) == 0.0:
         optimizer = None  # nothing to learn from: keep the starting hyperparameters

@@ -323,11 +323,14 @@ def _model_configs(space: Space, config: HyperbandConfig, history: History, seed
     now: configurations handed out in this call count as pending for the next."""
     observed, pending = samplers.observations_of(history, config.metric)
     out: Dict[int, Tuple[Dict[int, Dict[str, Any]], Set[int]]] = {}
+    seen = {params_key(o.params) for o in observed} | {params_key(p) for p in pending} if planned else set()
     for p in planned:
         params = samplers.propose(space, config.sampler, observed, 1, sub_rng(seed, p.s, p.config), pending)[0]
         configs, repeats = out.setdefault(p.s, ({}, set()))
-        if samplers.repeats(observed, pending, [params]):
+        key = params_key(params)
+        if key in seen:  # as samplers.repeats counts
             repeats.add(p.config)
+        seen.add(key)
         configs[p.config] = params
         pending.append(params)
     return out

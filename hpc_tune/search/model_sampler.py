@@ -32,9 +32,13 @@ The model (as MOBSTER does, Klein et al. 2020, with its ``matern52`` resource ke
   it keeps. A MAP fit costs tens of likelihood evaluations, conditioning
   one Cholesky factorisation, and the hyperparameters move little between 100 and 110
   results; so a study refits them about log(n)/log(1.2) times instead of once per new
-  configuration. The fit depends only on those results (no random restarts), so it is
-  memoised by their content: Hyperband and ASHA ask for one configuration at a time with
-  the same observations and a growing ``pending``. The memo changes no result
+  configuration. Each fit starts from the previous grid size's hyperparameters (a warm
+  start: fewer likelihood evaluations), so it depends only on the first results, through
+  that chain (no random restarts), and is memoised by their content; a cold process
+  walks the chain again. The GP conditioned on the results with the pending
+  configurations believed is memoised too: Hyperband asks for one configuration at a
+  time with the same observations and a growing ``pending``, and a call believes only
+  the new ones (a rank-one update of the Cholesky factor). The memos change no result
   (``tests/search/test_model_sampler.py``);
 * the acquisition budget b* is the largest resource with at least
   ``min_points_in_model`` finite results (Syne Tune's and BOHB's choice); until one
@@ -61,14 +65,15 @@ docs/samplers.md):
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from scipy import optimize
-from sklearn.gaussian_process import GaussianProcessRegressor
+from scipy.linalg import cho_solve, cholesky, solve_triangular
 
 from ..space import Space, params_key
 from ..spec.model import BayesConfig, GaussianProcessConfig, Metric, ModelSamplerConfig, SamplerConfig
@@ -82,19 +87,19 @@ Key = Tuple[Tuple[str, str], ...]
 
 #: results the GP is conditioned on at most, and the hyperparameters fitted on (the
 #: costs are cubic in them)
-MAX_FIT_POINTS = 200
-MAX_HYPERPARAMETER_POINTS = 128
+MAX_FIT_POINTS = 128
+MAX_HYPERPARAMETER_POINTS = 64
 #: random candidates in the cube, local candidates around the best configurations at b*
-_N_RANDOM = 512
-_N_LOCAL = 256
+_N_RANDOM = 256
+_N_LOCAL = 128
 _N_CENTRES = 5
 _LOCAL_SCALES = (0.02, 0.1)
 #: local search: candidates around each of the best few, at these scales
 _N_REFINE_STARTS = 3
-_N_REFINE = 64
+_N_REFINE = 32
 _REFINE_SCALES = (0.005, 0.03)
 #: snapped candidates checked for repeats, best first
-_N_SNAP = 64
+_N_SNAP = 16
 #: fitted kernels (and spaces' encodings) kept for later calls with the same observations
 _MEMO_SIZE = 8
 #: encoded configurations kept per space
@@ -131,15 +136,23 @@ class _Data:
 _ENCODINGS: "OrderedDict[Space, Dict[Tuple[Any, ...], Tuple[Key, Optional[np.ndarray]]]]" = OrderedDict()
 
 
-def _encoded(space: Space, params: Dict[str, Any]) -> Tuple[Key, Optional[np.ndarray]]:
-    """``params_key(params)`` and ``space.encode(params)`` (None when ``params`` is not a
-    point of this space), memoised: every call sees every observation again, and the two
-    cost ~100 us a configuration in Python, a tenth of the whole proposal at 1,000 trials."""
+def _encodings(space: Space) -> Dict[Tuple[Any, ...], Tuple[Key, Optional[np.ndarray]]]:
+    """The memo of ``_encoded`` for ``space`` (looked up once per call: hashing a space
+    costs as much as encoding a configuration)."""
     memo = _ENCODINGS.get(space)
     if memo is None:
         memo = _ENCODINGS[space] = {}
         while len(_ENCODINGS) > _MEMO_SIZE:
             _ENCODINGS.popitem(last=False)
+    return memo
+
+
+def _encoded(memo: Dict[Tuple[Any, ...], Tuple[Key, Optional[np.ndarray]]], space: Space,
+             params: Dict[str, Any]) -> Tuple[Key, Optional[np.ndarray]]:
+    """``params_key(params)`` and ``space.encode(params)`` (None when ``params`` is not a
+    point of this space), memoised in ``memo`` (``_encodings(space)``): every call sees
+    every observation again, and the two cost ~100 us a configuration in Python, a tenth
+    of the whole proposal at 1,000 trials."""
     try:
         # the types too: 1, 1.0 and True are equal in Python but not the same value here
         ident: Optional[Tuple[Any, ...]] = tuple((k, type(v), v) for k, v in params.items())
@@ -162,30 +175,88 @@ def _encoded(space: Space, params: Dict[str, Any]) -> Tuple[Key, Optional[np.nda
     return key, x
 
 
-def _data(space: Space, observations: Sequence[Observation]) -> Optional[_Data]:
+@dataclass(frozen=True)
+class _Rows:
+    """The observations of the last call for a space, read: their keys, and the finite
+    results as arrays (``valid[i]``: how many of the first i observations are results)."""
+
+    observations: List[Observation]  # copies: a caller's later change cannot reach them
+    keys: List[Key]
+    valid: List[int]
+    X: np.ndarray
+    loss: np.ndarray
+    resource: np.ndarray
+
+
+_ROWS: "OrderedDict[Space, _Rows]" = OrderedDict()
+
+
+def _common_prefix(old: List[Observation], new: Sequence[Observation]) -> int:
+    n = min(len(old), len(new))
+    if old[:n] == list(new[:n]):  # one comparison in C: the usual case, results appended in creation order
+        return n
+    i = 0
+    while i < n and old[i] == new[i]:
+        i += 1
+    return i
+
+
+def _rows(space: Space, observations: Sequence[Observation]) -> _Rows:
+    """``_Rows`` of ``observations``, from the last call's for the rows they share at the
+    start (ASHA and Hyperband call once per new configuration with one result more:
+    reading every observation again was most of a proposal's time at 3,000 trials).
+    Observations equal to the last call's read the same, so this changes no result."""
+    prev = _ROWS.get(space)
+    start = _common_prefix(prev.observations, observations) if prev is not None else 0
+    memo = _encodings(space)
+    obs = prev.observations[:start] if prev is not None else []
+    keys = prev.keys[:start] if prev is not None else []
+    valid = prev.valid[: start + 1] if prev is not None else [0]
     xs: List[np.ndarray] = []
     losses: List[float] = []
     rs: List[float] = []
-    for ob in observations:
-        if ob.value is None or ob.resource is None:
-            continue
-        try:
-            value, r = float(ob.value), float(ob.resource)
-        except (ValueError, TypeError):
-            continue
-        x = _encoded(space, ob.params)[1]
-        if x is None or not (math.isfinite(value) and math.isfinite(r) and r > 0):
-            continue
-        xs.append(x)
-        losses.append(value)
-        rs.append(r)
-    if not xs:
+    for ob in observations[start:]:
+        obs.append(Observation(dict(ob.params), ob.resource, ob.value))
+        key, x = _encoded(memo, space, ob.params)
+        keys.append(key)
+        ok = ob.value is not None and ob.resource is not None and x is not None
+        if ok:
+            try:
+                value, r = float(ob.value), float(ob.resource)  # type: ignore[arg-type]
+                ok = math.isfinite(value) and math.isfinite(r) and r > 0
+            except (ValueError, TypeError):
+                ok = False
+        if ok:
+            xs.append(x)  # type: ignore[arg-type]
+            losses.append(value)
+            rs.append(r)
+        valid.append(valid[-1] + ok)
+    n_prev = valid[start]
+    d = space.n_dims
+    kept = (prev.X[:n_prev], prev.loss[:n_prev], prev.resource[:n_prev]) if prev is not None \
+        else (np.empty((0, d)), np.empty(0), np.empty(0))
+    X = np.vstack([kept[0]] + [x[None, :] for x in xs])
+    loss = np.concatenate([kept[1], np.asarray(losses, dtype=float)])
+    resource = np.concatenate([kept[2], np.asarray(rs, dtype=float)])
+    rows = _Rows(obs, keys, valid, X, loss, resource)
+    _ROWS[space] = rows
+    _ROWS.move_to_end(space)
+    while len(_ROWS) > _MEMO_SIZE:
+        _ROWS.popitem(last=False)
+    return rows
+
+
+def _data(space: Space, observations: Sequence[Observation], seen: Set[Key]) -> Optional[_Data]:
+    """The finite results of ``observations``; adds every observation's key to ``seen``."""
+    rows = _rows(space, observations)
+    seen.update(rows.keys)
+    if not len(rows.loss):
         return None
-    r_arr = np.asarray(rs)
-    lo, hi = math.log(r_arr.min()), math.log(r_arr.max())
-    u_of = {r: (0.0 if hi == lo else (math.log(r) - lo) / (hi - lo)) for r in set(rs)}
-    u = np.asarray([u_of[r] for r in rs])
-    return _Data(np.column_stack([np.vstack(xs), u]), np.asarray(losses), r_arr, u_of)
+    budgets, where = np.unique(rows.resource, return_inverse=True)
+    lo, hi = math.log(budgets[0]), math.log(budgets[-1])
+    u_of = {float(r): (0.0 if hi == lo else (math.log(r) - lo) / (hi - lo)) for r in budgets}
+    u = np.asarray([u_of[float(r)] for r in budgets])[where]
+    return _Data(np.column_stack([rows.X, u]), rows.loss.copy(), rows.resource.copy(), u_of)
 
 
 def _acquisition_budget(data: _Data, needed: int) -> Optional[float]:
@@ -244,22 +315,36 @@ def warp(loss: np.ndarray) -> np.ndarray:
     return _standardise(w) if np.all(np.isfinite(w)) else z
 
 
-_KERNELS: "OrderedDict[Tuple[bytes, bytes, Tuple[int, ...]], Any]" = OrderedDict()
+_KERNELS: "OrderedDict[Tuple[bytes, bytes], Any]" = OrderedDict()
 
 
-def _kernel(X: np.ndarray, loss: np.ndarray):
-    """The fitted kernel of the BO searcher's GP on (X, warped loss), memoised by
-    content (the fit has no randomness: no random restarts)."""
-    key = (X.tobytes(), loss.tobytes(), X.shape)
-    kernel = _KERNELS.get(key)
-    if kernel is None:
-        kernel = _fit_gp(X, warp(loss), _GP, np.random.default_rng(0)).kernel_
-        _KERNELS[key] = kernel
+def _kernel(data: _Data, n: int):
+    """The kernel fitted on ``hyperparameter_rows(n)`` of ``data`` (its warped losses),
+    its search started from the fit of the grid's previous size (Hyperband and ASHA add
+    a few results between two sizes, and the optimum moves little: a warm start takes a
+    third of the likelihood evaluations). So the fit at a size depends on the first
+    ``hyperparameter_fit_size(n)`` results only, through the chain of earlier sizes; it
+    has no randomness (no random restarts) and is memoised by the content of those
+    results. A cold process (after a restart) walks the chain again: the same fits."""
+    chain = [hyperparameter_fit_size(n)]
+    while chain[-1] > 2:
+        chain.append(hyperparameter_fit_size(chain[-1] - 1))
+    todo = []
+    start = None
+    for m in chain:  # largest first: walk down to the last size already fitted
+        key = (data.X[:m].tobytes(), data.loss[:m].tobytes())
+        start = _KERNELS.get(key)
+        if start is not None:
+            _KERNELS.move_to_end(key)
+            break
+        todo.append((m, key))
+    for m, key in reversed(todo):
+        rows = hyperparameter_rows(m)
+        start = _fit_gp(data.X[rows], warp(data.loss[rows]), _GP, np.random.default_rng(0), start=start).kernel_
+        _KERNELS[key] = start
         while len(_KERNELS) > _MEMO_SIZE:
             _KERNELS.popitem(last=False)
-    else:
-        _KERNELS.move_to_end(key)
-    return kernel
+    return start
 
 
 def hyperparameter_rows(n: int) -> np.ndarray:
@@ -273,24 +358,64 @@ def hyperparameter_rows(n: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, m - 1, MAX_HYPERPARAMETER_POINTS)).astype(int))
 
 
-def _fit(data: _Data, keep: np.ndarray) -> Tuple[GaussianProcessRegressor, np.ndarray]:
+class _Conditioned(NamedTuple):
+    """What ``_Model`` reads of a fitted ``GaussianProcessRegressor``."""
+
+    kernel_: Any
+    L_: np.ndarray
+    alpha_: np.ndarray
+
+
+def _fit(data: _Data, keep: np.ndarray) -> Tuple[_Conditioned, np.ndarray]:
     """The GP conditioned on the rows ``keep``, with hyperparameters fitted on
     ``hyperparameter_rows``: a MAP fit costs tens of likelihood evaluations,
     conditioning one Cholesky factorisation, and the hyperparameters move little
-    between 100 and 110 results. Returns the GP and the warped outputs of ``keep``."""
-    rows = hyperparameter_rows(len(data.loss))
-    kernel = _kernel(data.X[rows], data.loss[rows])
+    between 100 and 110 results. Returns the GP and the warped outputs of ``keep``.
+    (Conditioned here, as scikit-learn's ``fit`` with ``optimizer=None`` does, without
+    its validation and kernel copies, which cost more than the factorisation.)"""
+    kernel = _kernel(data, len(data.loss))
     X, y = data.X[keep], warp(data.loss[keep])
-    gp = GaussianProcessRegressor(kernel=kernel, alpha=_JITTER, optimizer=None, normalize_y=False)
-    try:
-        gp.fit(X, y)
-    except (np.linalg.LinAlgError, ValueError):
-        gp.set_params(alpha=1e-4)
-        gp.fit(X, y)
-    return gp, y
+    K = kernel(X)
+    for jitter in (_JITTER, 1e-4):
+        Kj = K.copy()
+        Kj[np.diag_indices_from(Kj)] += jitter
+        try:
+            L = cholesky(Kj, lower=True, check_finite=False)
+            break
+        except np.linalg.LinAlgError:
+            if jitter == 1e-4:
+                raise
+    alpha = cho_solve((L, True), y, check_finite=False)
+    return _Conditioned(kernel, L, alpha), y
 
 
 # ------------------------------------------------------------------------- proposing
+
+
+class _Believer(_Model):
+    """The BO searcher's model with the kriging believer's update done as a rank-one
+    extension of the Cholesky factor (O(n^2) per believed point instead of a new
+    factorisation, O(n^3)): Hyperband asks for up to 81 configurations against the same
+    results, each believing all the earlier ones."""
+
+    def believe(self, x: np.ndarray) -> None:
+        k = self.signal(x[None, :], self.X_fit)[0]  # the noise term adds nothing off the diagonal
+        value = float(k @ self.alpha)  # the posterior mean at x
+        l_row = solve_triangular(self.L, k, lower=True, check_finite=False)
+        d2 = float(self.kernel.diag(x[None, :])[0]) + _JITTER - float(l_row @ l_row)
+        if not d2 > 1e-12:  # numerically a repeat: the full factorisation, with its jitter fallback
+            super().believe(x)
+            return
+        n = len(self.y_fit)
+        L = np.zeros((n + 1, n + 1))
+        L[:n, :n] = self.L
+        L[n, :n] = l_row
+        L[n, n] = math.sqrt(d2)
+        self.L = L
+        self.X_fit = np.vstack([self.X_fit, x[None, :]])
+        self.y_fit = np.append(self.y_fit, value)
+        self.alpha = solve_triangular(
+            L.T, solve_triangular(L, self.y_fit, lower=True, check_finite=False), lower=False, check_finite=False)
 
 
 class _Acquirer:
@@ -302,11 +427,18 @@ class _Acquirer:
         keep = _kept(data)
         X, res = data.X[keep], data.resource[keep]
         gp, y = _fit(data, keep)
-        self.model = _Model(space, _EI, X, y, gp, [])
+        self.model = _Believer(space, _EI, X, y, gp, [])
         at_budget = res == budget
         self.model.best = float(y[at_budget].min())  # the incumbent: the best at b*
         order = np.argsort(np.where(at_budget, y, np.inf), kind="stable")[: min(_N_CENTRES, int(at_budget.sum()))]
         self.centres = X[order, :-1]
+        self.believed: Tuple[Key, ...] = ()  # the keys of the pending configurations believed, in order
+
+    def copy(self) -> "_Acquirer":
+        """An independent copy (``believe`` replaces the model's arrays, never writes into them)."""
+        other = copy.copy(self)
+        other.model = copy.copy(self.model)
+        return other
 
     def _with_u(self, C: np.ndarray) -> np.ndarray:
         return np.column_stack([C, np.full(len(C), self.u)])
@@ -314,7 +446,8 @@ class _Acquirer:
     def value(self, C: np.ndarray) -> np.ndarray:
         return self.model.acquisition(self._with_u(C))
 
-    def believe(self, params: Dict[str, Any]) -> None:
+    def believe(self, params: Dict[str, Any], key: Key) -> None:
+        self.believed += (key,)
         try:
             x = self.space.encode(params)
         except (KeyError, ValueError, TypeError):
@@ -351,6 +484,32 @@ def _random(space: Space, seen: Set[Key], rng: np.random.Generator) -> Dict[str,
     return draw_unseen(space, seen, rng, space.size())
 
 
+_ACQUIRERS: "OrderedDict[Tuple[bytes, bytes, bytes, float], _Acquirer]" = OrderedDict()
+
+
+def _acquirer(space: Space, data: _Data, budget: float, pending: Sequence[Tuple[Key, Dict[str, Any]]]) -> _Acquirer:
+    """The acquirer of ``data`` at ``budget`` with ``pending`` believed in order. Memoised
+    by the results' content with the pending configurations it has believed: Hyperband
+    asks for one configuration at a time against the same results and one more pending,
+    so a call starts from the last one's state and believes only what is new. Believing
+    the same configurations in the same order from the same fit is the same computation,
+    so the memo changes no result."""
+    key = (data.X.tobytes(), data.loss.tobytes(), data.resource.tobytes(), budget)
+    keys = tuple(k for k, _ in pending)
+    acq = _ACQUIRERS.get(key)
+    if acq is not None and keys[: len(acq.believed)] == acq.believed:
+        _ACQUIRERS.move_to_end(key)
+        acq = acq.copy()
+    else:
+        acq = _Acquirer(space, data, budget)
+    for k, p in pending[len(acq.believed):]:
+        acq.believe(p, k)
+    _ACQUIRERS[key] = acq.copy()
+    while len(_ACQUIRERS) > _MEMO_SIZE:
+        _ACQUIRERS.popitem(last=False)
+    return acq
+
+
 def propose(space: Space, config: SamplerConfig, observations: Sequence[Observation], n: int,
             rng: np.random.Generator, pending: Sequence[Dict[str, Any]] = ()) -> List[Dict[str, Any]]:
     """``n`` new configurations (see the module docstring)."""
@@ -358,18 +517,17 @@ def propose(space: Space, config: SamplerConfig, observations: Sequence[Observat
     if n == 0:
         return []
     opts = settings(config)
-    observations = list(observations)
-    pending = [dict(p) for p in pending]
-    data = _data(space, observations) if len(space) else None
+    seen: Set[Key] = set()
+    data = _data(space, observations, seen) if len(space) else None
+    if not len(space):
+        seen.update(params_key(ob.params) for ob in observations)
     budget = _acquisition_budget(data, min_points(space, opts)) if data is not None else None
-    seen: Set[Key] = {_encoded(space, o.params)[0] for o in observations} | \
-        {_encoded(space, p)[0] for p in pending}
+    memo = _encodings(space)
+    live = [(_encoded(memo, space, p)[0], dict(p)) for p in pending]
+    seen.update(k for k, _ in live)
     out: List[Dict[str, Any]] = []
     with _one_blas_thread():
-        acq = _Acquirer(space, data, budget) if data is not None and budget is not None else None
-        if acq is not None:
-            for p in pending:
-                acq.believe(p)
+        acq = _acquirer(space, data, budget, live) if data is not None and budget is not None else None
         for child in child_rngs(rng, n):
             coin = child.random()  # tossed even without a model: a random draw uses the same stream either way
             params = None
@@ -377,8 +535,9 @@ def propose(space: Space, config: SamplerConfig, observations: Sequence[Observat
                 params = acq.best(seen, child)
             if params is None:
                 params = _random(space, seen, child)
-            seen.add(params_key(params))
+            key = params_key(params)
+            seen.add(key)
             out.append(params)
             if acq is not None and len(out) < n:
-                acq.believe(params)
+                acq.believe(params, key)
     return out

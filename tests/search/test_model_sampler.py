@@ -134,11 +134,62 @@ def test_the_memo_changes_no_result():
     obs = random_obs(25, 1.0, 8) + random_obs(8, 3.0, 9)
     model_sampler._KERNELS.clear()
     model_sampler._ENCODINGS.clear()
+    model_sampler._ACQUIRERS.clear()
+    model_sampler._ROWS.clear()
     cold = propose(SQUARE, config(random_fraction=0.0), obs, 3, np.random.default_rng(4))
     warm = propose(SQUARE, config(random_fraction=0.0), obs, 3, np.random.default_rng(4))
     model_sampler._KERNELS.clear()
     model_sampler._ENCODINGS.clear()
+    model_sampler._ACQUIRERS.clear()
+    model_sampler._ROWS.clear()
     assert cold == warm == propose(SQUARE, config(random_fraction=0.0), obs, 3, np.random.default_rng(4))
+
+
+def test_a_growing_pending_list_gives_what_a_cold_call_gives():
+    """Hyperband asks one configuration at a time against the same results: the memo
+    starts each call from the last one's believed points; a cold call believes them all."""
+    obs = random_obs(25, 1.0, 10) + random_obs(8, 3.0, 11)
+    model_sampler._ACQUIRERS.clear()
+    model_sampler._ROWS.clear()
+    pending: List[Dict[str, Any]] = []
+    for i in range(6):
+        warm = propose(SQUARE, config(random_fraction=0.0), obs, 1, np.random.default_rng(i), pending)
+        model_sampler._ACQUIRERS.clear()
+        model_sampler._ROWS.clear()
+        cold = propose(SQUARE, config(random_fraction=0.0), obs, 1, np.random.default_rng(i), pending)
+        assert warm == cold
+        pending.append(warm[0])
+
+
+def test_observations_read_from_the_last_calls_give_what_a_cold_call_gives():
+    """Results appended, one changed in the middle (a value corrected), one removed: the
+    rows memo rereads from the first difference."""
+    obs = random_obs(30, 1.0, 14) + random_obs(9, 3.0, 15)
+    variants = [obs[:20], obs[:25], obs, obs[:10] + [Observation(obs[10].params, 1.0, 5.0)] + obs[11:],
+                obs[:5] + obs[6:], obs[:3]]
+    for variant in variants:
+        warm = propose(SQUARE, config(random_fraction=0.0), variant, 2, np.random.default_rng(1))
+        model_sampler._ROWS.clear()
+        model_sampler._ACQUIRERS.clear()
+        model_sampler._KERNELS.clear()
+        cold = propose(SQUARE, config(random_fraction=0.0), variant, 2, np.random.default_rng(1))
+        assert warm == cold
+
+
+def test_the_rank_one_believer_matches_a_new_factorisation():
+    obs = random_obs(30, 1.0, 12) + random_obs(9, 3.0, 13)
+    seen: set = set()
+    data = model_sampler._data(SQUARE, obs, seen)
+    fast = model_sampler._Acquirer(SQUARE, data, 3.0).model
+    slow = model_sampler._Acquirer(SQUARE, data, 3.0).model
+    rng = np.random.default_rng(5)
+    for x in rng.random((10, 3)):
+        fast.believe(x)
+        super(model_sampler._Believer, slow).believe(x)
+    np.testing.assert_allclose(fast.L, slow.L, atol=1e-8)
+    np.testing.assert_allclose(fast.alpha, slow.alpha, rtol=1e-6, atol=1e-6)
+    C = rng.random((50, 3))
+    np.testing.assert_allclose(fast.acquisition(C), slow.acquisition(C), rtol=1e-6, atol=1e-8)
 
 
 def test_hyperparameters_are_refitted_on_a_geometric_grid():
