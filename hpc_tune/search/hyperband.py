@@ -328,7 +328,7 @@ def _model_configs(space: Space, config: HyperbandConfig, history: History, seed
         params = samplers.propose(space, config.sampler, observed, 1, sub_rng(seed, p.s, p.config), pending)[0]
         configs, repeats = out.setdefault(p.s, ({}, set()))
         key = params_key(params)
-        if key in seen:  # as samplers.repeats counts
+        if key in seen:  # tried, pending, or handed out earlier in this call
             repeats.add(p.config)
         seen.add(key)
         configs[p.config] = params

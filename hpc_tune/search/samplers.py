@@ -166,17 +166,5 @@ def observation_of(t: TrialRecord, metric: Metric, params: Optional[Dict[str, An
     return Observation(dict(t.params) if params is None else params, resource, value)
 
 
-def repeats(observations: Sequence[Observation], pending: Sequence[Dict[str, Any]],
-            proposed: Sequence[Dict[str, Any]]) -> int:
-    """How many of ``proposed`` repeat a configuration seen before (for the user's notes)."""
-    seen = {params_key(o.params) for o in observations} | {params_key(p) for p in pending}
-    count = 0
-    for p in proposed:
-        key = params_key(p)
-        count += key in seen
-        seen.add(key)
-    return count
-
-
 __all__ = ["KeyedParams", "Observation", "SAMPLERS", "available", "key_of", "observation_of", "observations_of",
-           "propose", "propose_random", "repeats", "sampler"]
+           "propose", "propose_random", "sampler"]
