@@ -171,8 +171,7 @@ def stopping_policy(config: AshaConfig) -> RungPolicy:
 
 
 def _tag(t: TrialRecord, key: str) -> Optional[int]:
-    v = (t.meta or {}).get(key)
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
+    return _checked_int((t.meta or {}).get(key))
 
 
 # A trial as the state reads it: the fields it depends on (``n_reports`` stands for the
@@ -238,7 +237,7 @@ class _State:
             self.observed.append(())
             self.pending.append(None)
             t = trials[i]
-            k, j = _tag(t, "rung"), _tag(t, "config")
+            k, j = _tags(t.meta)
             if j is not None:
                 self.any_config = max(self.any_config, j)
             if k is not None and j is not None and 0 <= k <= self.top and (k, j) not in self.first:
@@ -291,7 +290,8 @@ class _State:
         return None
 
 
-def _tags(meta: Optional[Mapping[str, Any]]) -> Tuple[Any, Any]:
+def _tags(meta: Optional[Mapping[str, Any]]) -> Tuple[Optional[int], Optional[int]]:
+    """(rung, configuration) of a trial's meta, each None when it is not an int."""
     meta = meta or {}
     return _checked_int(meta.get("rung")), _checked_int(meta.get("config"))
 
