@@ -55,6 +55,7 @@ history it is handed, so the suggestions are those of a computation from scratch
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import math
 import operator
@@ -97,8 +98,14 @@ def rungs(min_resource: Any, max_resource: Any, eta: Any, min_early_stopping_rat
 
 
 def ladder(config: AshaConfig) -> List[Resource]:
-    return rungs(config.min_resource, config.max_resource, config.eta, config.min_early_stopping_rate,
-                 config.resource.type)
+    return list(_ladder(config.min_resource, config.max_resource, config.eta, config.min_early_stopping_rate,
+                        config.resource.type))
+
+
+@functools.lru_cache(maxsize=64)
+def _ladder(*args: Any) -> Tuple[Resource, ...]:
+    # once per study, not once per suggest: exact fractions cost a tenth of a cheap suggest
+    return tuple(rungs(*args))
 
 
 # ------------------------------------------------------------------ stopping mode
