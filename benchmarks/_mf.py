@@ -95,7 +95,7 @@ def hpctune_spec(problem: Any, method: str) -> Dict[str, Any]:
         "hpctune_hb": ("hyperband", hb),
         "hpctune_bohb": ("bohb", hb),
         "hpctune_hb_model": ("hyperband", dict(hb, sampler="model")),
-        "hpctune_asha": ("asha", asha),
+        "hpctune_asha": ("asha", dict(asha, sampler="random")),  # `model` is the default of asha
         "hpctune_asha_kde": ("asha", dict(asha, sampler="kde")),
         "hpctune_asha_model": ("asha", dict(asha, sampler="model")),
     }

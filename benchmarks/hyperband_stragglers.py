@@ -73,7 +73,8 @@ def make_spec(R: int, eta: int) -> Any:
 
 def make_asha_spec(R: int, eta: int, n_configs: int) -> Any:
     return spec_from_dict({"hptuning": {
-        "asha": {"min_resource": 1, "max_resource": R, "eta": eta, "n_experiments": n_configs,
+        # the schedule is measured, against Hyperband's random draws: the same sampler
+        "asha": {"min_resource": 1, "max_resource": R, "eta": eta, "n_experiments": n_configs, "sampler": "random",
                  "resource": {"name": "epochs", "type": "int"},
                  "metric": {"name": "loss", "optimization": "minimize"}, "resume": True},
         "matrix": MATRIX}})

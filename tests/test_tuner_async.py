@@ -103,7 +103,8 @@ def test_plan_asha_shows_rungs_and_resources():
     plan = make_plan(spec, 2)
     assert plan["rungs"] == [{"rung": 0, "resource": 3}, {"rung": 1, "resource": 9},
                              {"rung": 2, "resource": 27}, {"rung": 3, "resource": 30}]
-    assert plan["mode"] == "promotion" and plan["n_configurations"] == 27 and plan["sampler"] == {"kind": "random"}
+    assert plan["mode"] == "promotion" and plan["n_configurations"] == 27
+    assert plan["sampler"] == {"kind": "model", "random_fraction": 1 / 3, "min_points_in_model": None}
     text = format_plan(plan)
     assert "min_early_stopping_rate=1" in text and "rung" in text and "27" in text
 

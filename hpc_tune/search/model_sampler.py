@@ -1,5 +1,5 @@
-"""hpc-tune's own multi-fidelity sampler (``sampler: model``): one Gaussian process over
-configurations and resources, expected improvement at the largest well-observed budget.
+"""hpc-tune's own multi-fidelity sampler (``sampler: model``): a Gaussian process on the
+results of the largest well-observed budget, expected improvement there.
 
 Public entry point (stable; ``samplers.propose`` dispatches ``sampler: model`` here, the
 benchmarks call it directly)::
@@ -14,52 +14,53 @@ for the defaults), ``observations`` the study's ended trials as
 and the position in the study. The first k proposals of a call for n are those of a call
 for k, and the same arguments always give the same proposals.
 
-The model (as MOBSTER does, Klein et al. 2020, with its ``matern52`` resource kernel):
+The model (BOHB's choice of budget with the BO searcher's GP in place of the densities;
+SMAC3's multi-fidelity facade fits its random forest the same way):
 
-* inputs are ``space.encode``d configurations (log axes, one-hot categories, the CDF of
-  normals) plus one column for the resource, ``log r`` scaled to [0, 1] between the
-  smallest and the largest resource observed; outputs are the finite values of every
-  budget, warped and standardised as the BO searcher does (``warp``: its Yeo-Johnson
-  warp, fitted faster);
-* the GP is the BO searcher's (``bayes._fit_gp``: ``ConstantKernel * Matern(5/2)`` with
-  one length scale per axis, the resource's included, plus noise; maximum a posteriori
-  hyperparameters under the same priors). Failed trials are left out of the fit, as in
-  the BO searcher. Above ``MAX_FIT_POINTS`` results the fit keeps the results of the
-  largest budgets, best first;
-* the hyperparameters are fitted on the first ``hyperparameter_fit_size(n)`` of the n
-  results (a geometric grid: 10, 12, 14, 16, 19, 22, 26, ...; thinned at a regular
-  stride above ``MAX_HYPERPARAMETER_POINTS``), the GP is then conditioned on the results
-  it keeps. A MAP fit costs tens of likelihood evaluations, conditioning
-  one Cholesky factorisation, and the hyperparameters move little between 100 and 110
-  results; so a study refits them about log(n)/log(1.2) times instead of once per new
-  configuration. Each fit starts from the previous grid size's hyperparameters (a warm
-  start: fewer likelihood evaluations), so it depends only on the first results, through
-  that chain (no random restarts), and is memoised by their content; a cold process
-  walks the chain again. The GP conditioned on the results with the pending
-  configurations believed is memoised too: Hyperband asks for one configuration at a
-  time with the same observations and a growing ``pending``, and a call believes only
-  the new ones (a rank-one update of the Cholesky factor). The memos change no result
-  (``tests/search/test_model_sampler.py``);
 * the acquisition budget b* is the largest resource with at least
-  ``min_points_in_model`` finite results (Syne Tune's and BOHB's choice); until one
-  exists every proposal is a random draw. The acquisition is the (log) expected
-  improvement at b* over the best value observed at b*;
-* it is maximised over random points of the cube and points around the five best
+  ``min_points_in_model`` finite results (BOHB's and SMAC3's choice); until one exists
+  every proposal is a random draw;
+* the GP is fitted on the finite results at b* alone: inputs are ``space.encode``d
+  configurations (log axes, one-hot categories, the CDF of normals), outputs warped and
+  standardised as the BO searcher does (``warp``: its Yeo-Johnson warp, fitted faster).
+  One GP over configurations and log-resource across every budget (as MOBSTER fits it)
+  was the first version: a biased low fidelity misled it, and on MFHartmann6 it trailed
+  this one at every budget (docs/samplers.md has the figures). Failed trials are left
+  out of the fit, as in the BO searcher. Above ``MAX_FIT_POINTS`` results the fit keeps
+  the best ones;
+* the GP is the BO searcher's (``bayes._fit_gp``: ``ConstantKernel * Matern(5/2)`` with
+  one length scale per axis plus noise; maximum a posteriori hyperparameters under the
+  same priors). The hyperparameters are fitted on the first
+  ``hyperparameter_fit_size(n)`` of the n results (a geometric grid: 10, 12, 14, 16, 19,
+  22, 26, ...; thinned at a regular stride above ``MAX_HYPERPARAMETER_POINTS``), the GP is
+  then conditioned on the results it keeps. A MAP fit costs tens of likelihood
+  evaluations, conditioning one Cholesky factorisation, and the hyperparameters move
+  little between 100 and 110 results; so a study refits them about log(n)/log(1.2) times
+  per budget instead of once per new configuration. Each fit starts from the previous
+  grid size's hyperparameters (a warm start: fewer likelihood evaluations), so it depends
+  only on the first results, through that chain (no random restarts), and is memoised by
+  their content; a cold process walks the chain again. The GP conditioned on the results
+  with the pending configurations believed is memoised too: Hyperband asks for one
+  configuration at a time with the same observations and a growing ``pending``, and a
+  call believes only the new ones (a rank-one update of the Cholesky factor). The memos
+  change no result (``tests/search/test_model_sampler.py``);
+* the acquisition is the (log) expected improvement over the best value at b*; it is
+  maximised over random points of the cube and points around the five best
   configurations at b*, then refined by a local search around the best three, then
   snapped to the space (``space.decode``) and checked for repeats: a configuration
-  already observed, pending or proposed in this call is taken only when nothing else is
-  found;
+  already observed (at any budget), pending or proposed in this call is taken only when
+  nothing else is found;
 * pending trials and the proposals already made in the call count as observed at b* at
   the model's mean there (the kriging believer, as in the BO searcher), so concurrent
   proposals differ;
-* with probability ``random_fraction`` a proposal is a random draw instead (SMAC3's
-  random interleaving, whose hyperparameter and multi-fidelity facades use the same
-  0.2), which keeps a misled model from ever closing the search.
+* with probability ``random_fraction`` a proposal is a random draw instead (BOHB's
+  default, 1/3; SMAC3 interleaves 0.2, which measured worse here), which keeps a misled
+  model from ever closing the search.
 
 Keys (``sampler: model`` in ``hyperband``/``asha``; ``spec.model.ModelSamplerConfig``;
 docs/samplers.md):
 
-* ``random_fraction``: probability that a proposal is a random draw (default 0.2);
+* ``random_fraction``: probability that a proposal is a random draw (default 1/3);
 * ``min_points_in_model``: finite results a budget needs before the model proposes at
   it (default: number of parameters + 1).
 """
@@ -79,7 +80,7 @@ from ..space import Space, params_key
 from ..spec.model import BayesConfig, GaussianProcessConfig, Metric, ModelSamplerConfig, SamplerConfig
 from .bayes import _JITTER, _fit_gp, _Model, _one_blas_thread, _standardise
 from .kde_sampler import child_rngs
-from .samplers import Observation, draw_unseen
+from .samplers import KeyedParams, Observation, draw_unseen
 
 __all__ = ["ModelSamplerConfig", "Observation", "propose", "MAX_FIT_POINTS"]
 
@@ -127,10 +128,9 @@ def min_points(space: Space, opts: ModelSamplerConfig) -> int:
 
 @dataclass(frozen=True)
 class _Data:
-    X: np.ndarray  # encoded configuration + resource column
+    X: np.ndarray  # encoded configurations
     loss: np.ndarray  # as observed (to minimise)
     resource: np.ndarray
-    u_of: Dict[float, float]  # resource -> its column value
 
 
 _ENCODINGS: "OrderedDict[Space, Dict[Tuple[Any, ...], Tuple[Key, Optional[np.ndarray]]]]" = OrderedDict()
@@ -180,7 +180,7 @@ class _Rows:
     """The observations of the last call for a space, read: their keys, and the finite
     results as arrays (``valid[i]``: how many of the first i observations are results)."""
 
-    observations: List[Observation]  # copies: a caller's later change cannot reach them
+    observations: List[Observation]  # copies (or KeyedParams ones): a caller's later change cannot reach them
     keys: List[Key]
     valid: List[int]
     X: np.ndarray
@@ -216,7 +216,9 @@ def _rows(space: Space, observations: Sequence[Observation]) -> _Rows:
     losses: List[float] = []
     rs: List[float] = []
     for ob in observations[start:]:
-        obs.append(Observation(dict(ob.params), ob.resource, ob.value))
+        # A KeyedParams is never changed (ASHA hands the same ones every call): kept as it
+        # is, the next call's comparison is an identity test per observation.
+        obs.append(ob if type(ob.params) is KeyedParams else Observation(dict(ob.params), ob.resource, ob.value))
         key, x = _encoded(memo, space, ob.params)
         keys.append(key)
         ok = ob.value is not None and ob.resource is not None and x is not None
@@ -252,11 +254,13 @@ def _data(space: Space, observations: Sequence[Observation], seen: Set[Key]) -> 
     seen.update(rows.keys)
     if not len(rows.loss):
         return None
-    budgets, where = np.unique(rows.resource, return_inverse=True)
-    lo, hi = math.log(budgets[0]), math.log(budgets[-1])
-    u_of = {float(r): (0.0 if hi == lo else (math.log(r) - lo) / (hi - lo)) for r in budgets}
-    u = np.asarray([u_of[float(r)] for r in budgets])[where]
-    return _Data(np.column_stack([rows.X, u]), rows.loss.copy(), rows.resource.copy(), u_of)
+    return _Data(rows.X, rows.loss, rows.resource)
+
+
+def _at(data: _Data, budget: float) -> _Data:
+    """The results at ``budget``, in creation order."""
+    at = data.resource == budget
+    return _Data(data.X[at], data.loss[at], data.resource[at])
 
 
 def _acquisition_budget(data: _Data, needed: int) -> Optional[float]:
@@ -266,12 +270,11 @@ def _acquisition_budget(data: _Data, needed: int) -> Optional[float]:
 
 
 def _kept(data: _Data) -> np.ndarray:
-    """Indices of the results the GP is conditioned on: all of them, or the largest budgets' first,
-    best first, up to MAX_FIT_POINTS (in creation order)."""
+    """Indices of the results the GP is conditioned on: all of them, or the best
+    MAX_FIT_POINTS (in creation order)."""
     if len(data.loss) <= MAX_FIT_POINTS:
         return np.arange(len(data.loss))
-    order = np.lexsort((np.arange(len(data.loss)), data.loss, -data.resource))
-    return np.sort(order[:MAX_FIT_POINTS])
+    return np.sort(np.argsort(data.loss, kind="stable")[:MAX_FIT_POINTS])
 
 
 def hyperparameter_fit_size(n: int) -> int:
@@ -419,19 +422,16 @@ class _Believer(_Model):
 
 
 class _Acquirer:
-    """EI at the acquisition budget, maximised over the cube of configurations."""
+    """EI at the acquisition budget (``data`` holds its results only), maximised over the
+    cube of configurations."""
 
-    def __init__(self, space: Space, data: _Data, budget: float):
+    def __init__(self, space: Space, data: _Data):
         self.space = space
-        self.u = data.u_of[budget]
         keep = _kept(data)
-        X, res = data.X[keep], data.resource[keep]
+        X = data.X[keep]
         gp, y = _fit(data, keep)
-        self.model = _Believer(space, _EI, X, y, gp, [])
-        at_budget = res == budget
-        self.model.best = float(y[at_budget].min())  # the incumbent: the best at b*
-        order = np.argsort(np.where(at_budget, y, np.inf), kind="stable")[: min(_N_CENTRES, int(at_budget.sum()))]
-        self.centres = X[order, :-1]
+        self.model = _Believer(space, _EI, X, y, gp, [])  # the incumbent: the best at b*
+        self.centres = X[np.argsort(y, kind="stable")[:_N_CENTRES]]
         self.believed: Tuple[Key, ...] = ()  # the keys of the pending configurations believed, in order
 
     def copy(self) -> "_Acquirer":
@@ -440,11 +440,8 @@ class _Acquirer:
         other.model = copy.copy(self.model)
         return other
 
-    def _with_u(self, C: np.ndarray) -> np.ndarray:
-        return np.column_stack([C, np.full(len(C), self.u)])
-
     def value(self, C: np.ndarray) -> np.ndarray:
-        return self.model.acquisition(self._with_u(C))
+        return self.model.acquisition(C)
 
     def believe(self, params: Dict[str, Any], key: Key) -> None:
         self.believed += (key,)
@@ -453,7 +450,7 @@ class _Acquirer:
         except (KeyError, ValueError, TypeError):
             return
         if np.all(np.isfinite(x)):
-            self.model.believe(np.append(x, self.u))
+            self.model.believe(x)
 
     def best(self, seen: Set[Key], rng: np.random.Generator) -> Optional[Dict[str, Any]]:
         d = self.space.n_dims
@@ -484,24 +481,25 @@ def _random(space: Space, seen: Set[Key], rng: np.random.Generator) -> Dict[str,
     return draw_unseen(space, seen, rng, space.size())
 
 
-_ACQUIRERS: "OrderedDict[Tuple[bytes, bytes, bytes, float], _Acquirer]" = OrderedDict()
+_ACQUIRERS: "OrderedDict[Tuple[bytes, bytes, bytes], _Acquirer]" = OrderedDict()
 
 
-def _acquirer(space: Space, data: _Data, budget: float, pending: Sequence[Tuple[Key, Dict[str, Any]]]) -> _Acquirer:
-    """The acquirer of ``data`` at ``budget`` with ``pending`` believed in order. Memoised
-    by the results' content with the pending configurations it has believed: Hyperband
-    asks for one configuration at a time against the same results and one more pending,
-    so a call starts from the last one's state and believes only what is new. Believing
-    the same configurations in the same order from the same fit is the same computation,
-    so the memo changes no result."""
-    key = (data.X.tobytes(), data.loss.tobytes(), data.resource.tobytes(), budget)
+def _acquirer(space: Space, data: _Data, pending: Sequence[Tuple[Key, Dict[str, Any]]]) -> _Acquirer:
+    """The acquirer of ``data`` (the results at b*) with ``pending`` believed in order.
+    Memoised by the results' content with the pending configurations it has believed:
+    Hyperband asks for one configuration at a time against the same results and one
+    more pending, and ASHA mostly against the same results at b* and one more result
+    below it, so a call starts from the last one's state and believes only what is new.
+    Believing the same configurations in the same order from the same fit is the same
+    computation, so the memo changes no result."""
+    key = (data.X.tobytes(), data.loss.tobytes(), data.resource.tobytes())
     keys = tuple(k for k, _ in pending)
     acq = _ACQUIRERS.get(key)
     if acq is not None and keys[: len(acq.believed)] == acq.believed:
         _ACQUIRERS.move_to_end(key)
         acq = acq.copy()
     else:
-        acq = _Acquirer(space, data, budget)
+        acq = _Acquirer(space, data)
     for k, p in pending[len(acq.believed):]:
         acq.believe(p, k)
     _ACQUIRERS[key] = acq.copy()
@@ -527,7 +525,7 @@ def propose(space: Space, config: SamplerConfig, observations: Sequence[Observat
     seen.update(k for k, _ in live)
     out: List[Dict[str, Any]] = []
     with _one_blas_thread():
-        acq = _acquirer(space, data, budget, live) if data is not None and budget is not None else None
+        acq = _acquirer(space, _at(data, budget), live) if data is not None and budget is not None else None
         for child in child_rngs(rng, n):
             coin = child.random()  # tossed even without a model: a random draw uses the same stream either way
             params = None

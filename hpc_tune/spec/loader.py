@@ -351,11 +351,13 @@ def _resource(block: Section, space: Space, algorithm: str) -> ResourceConfig:
     return resource
 
 
-def _sampler(block: Section, space: Space, fixed: Optional[str]) -> SamplerConfig:
+def _sampler(block: Section, space: Space, fixed: Optional[str], default: str = "random") -> SamplerConfig:
     """``sampler: random|kde|model`` and the KDE keys (BOHB's, HpBandSter's defaults).
 
-    ``fixed``: the sampler the algorithm implies (``bohb`` is Hyperband with ``kde``)."""
-    kind = fixed or block.string("sampler", "random", choices=SAMPLERS)
+    ``fixed``: the sampler the algorithm implies (``bohb`` is Hyperband with ``kde``);
+    ``default``: the block's sampler when it names none (``asha``: ``model``, which beat
+    random and SMAC3 there; docs/samplers.md)."""
+    kind = fixed or block.string("sampler", default, choices=SAMPLERS)
     kde_keys = [k for k in sorted(KDE_KEYS - (MODEL_KEYS if kind == "model" else set())) if block.has(k)]
     if kde_keys and kind != "kde":
         also = f"; `sampler: model` takes {' and '.join(sorted(MODEL_KEYS))}" if kind == "model" else ""
@@ -428,7 +430,8 @@ def _asha(block: Section, space: Space, n_key: str) -> AshaConfig:
                    "runs to max_resource", key="resume")
     return AshaConfig(max_resource=max_resource, resource=resource, metric=_metric(block.child("metric")),
                       n_trials=n_trials, min_resource=min_resource, eta=eta, min_early_stopping_rate=skip,
-                      mode=mode, resume=block.boolean("resume", True), sampler=_sampler(block, space, None))
+                      mode=mode, resume=block.boolean("resume", True),
+                      sampler=_sampler(block, space, None, default="model"))
 
 
 def _pbt(block: Section, space: Space) -> PbtConfig:

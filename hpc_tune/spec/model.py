@@ -55,7 +55,7 @@ class ModelSamplerConfig:
     of the model's; ``min_points_in_model``: finite results a budget needs before the
     model proposes at it (None: the number of parameters + 1)."""
 
-    random_fraction: float = 0.2
+    random_fraction: float = 1.0 / 3.0
     min_points_in_model: Optional[int] = None
 
 
@@ -108,7 +108,7 @@ class AshaConfig:
     min_early_stopping_rate: int = 0  # s
     mode: str = "promotion"  # "promotion" | "stopping"
     resume: bool = True
-    sampler: SamplerConfig = SamplerConfig()
+    sampler: SamplerConfig = SamplerConfig()  # a study file's `asha` block defaults to `model` (spec.loader)
     kind: str = "asha"
 
 

@@ -54,12 +54,24 @@ def test_random_until_a_budget_has_min_points_in_model():
 def test_proposals_concentrate_on_the_optimum_better_than_random():
     wins = 0
     for seed in range(6):
+        # b* = 3: the largest budget with 9 results
         obs = random_obs(27, 1.0, seed) + random_obs(9, 3.0, seed + 100) + random_obs(3, 9.0, seed + 200)
-        model = propose(SQUARE, config(random_fraction=0.0), obs, 8, np.random.default_rng(seed))
+        model = propose(SQUARE, config(random_fraction=0.0, min_points_in_model=9), obs, 8,
+                        np.random.default_rng(seed))
         random = propose(SQUARE, config(random_fraction=1.0), obs, 8, np.random.default_rng(seed))
         assert np.median([distance(p) for p in model]) < 0.25
         wins += np.median([distance(p) for p in model]) < np.median([distance(p) for p in random])
     assert wins == 6
+
+
+def test_the_model_reads_the_results_at_b_star_alone():
+    # a biased low fidelity (best at (0.1, 0.9)) does not move proposals made at b* = 9
+    def biased(p: Dict[str, Any], r: float) -> float:
+        return math.hypot(p["x"] - 0.1, p["y"] - 0.9)
+    obs = random_obs(12, 9.0, 3)
+    more = random_obs(40, 1.0, 4, biased) + obs + random_obs(30, 3.0, 5, biased)
+    assert propose(SQUARE, config(), more, 6, np.random.default_rng(2)) == \
+        propose(SQUARE, config(), obs, 6, np.random.default_rng(2))
 
 
 def test_acquisition_at_the_largest_budget_with_enough_results():
@@ -179,16 +191,16 @@ def test_observations_read_from_the_last_calls_give_what_a_cold_call_gives():
 def test_the_rank_one_believer_matches_a_new_factorisation():
     obs = random_obs(30, 1.0, 12) + random_obs(9, 3.0, 13)
     seen: set = set()
-    data = model_sampler._data(SQUARE, obs, seen)
-    fast = model_sampler._Acquirer(SQUARE, data, 3.0).model
-    slow = model_sampler._Acquirer(SQUARE, data, 3.0).model
+    data = model_sampler._at(model_sampler._data(SQUARE, obs, seen), 1.0)
+    fast = model_sampler._Acquirer(SQUARE, data).model
+    slow = model_sampler._Acquirer(SQUARE, data).model
     rng = np.random.default_rng(5)
-    for x in rng.random((10, 3)):
+    for x in rng.random((10, 2)):
         fast.believe(x)
         super(model_sampler._Believer, slow).believe(x)
     np.testing.assert_allclose(fast.L, slow.L, atol=1e-8)
     np.testing.assert_allclose(fast.alpha, slow.alpha, rtol=1e-6, atol=1e-6)
-    C = rng.random((50, 3))
+    C = rng.random((50, 2))
     np.testing.assert_allclose(fast.acquisition(C), slow.acquisition(C), rtol=1e-6, atol=1e-8)
 
 

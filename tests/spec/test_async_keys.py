@@ -8,7 +8,7 @@ import pytest
 from hpc_tune.errors import SpecError
 from hpc_tune.search import samplers
 from hpc_tune.spec import load_spec
-from hpc_tune.spec.model import AshaConfig, HyperbandConfig, PbtConfig, SamplerConfig
+from hpc_tune.spec.model import AshaConfig, HyperbandConfig, ModelSamplerConfig, PbtConfig, SamplerConfig
 
 RUN = "run:\n  cmd: python train.py --lr={{ lr }} --epochs={{ epochs }}\n"
 METRIC = "metric: {name: loss, optimization: minimize}"
@@ -69,7 +69,8 @@ def test_asha_gen_c_with_defaults(tmp_path):
     assert spec.generation == "C"
     assert spec.algorithm == AshaConfig(max_resource=27, resource=spec.algorithm.resource, metric=spec.metric,
                                         n_trials=30, min_resource=1, eta=3, min_early_stopping_rate=0,
-                                        mode="promotion", resume=True, sampler=SamplerConfig())
+                                        mode="promotion", resume=True,
+                                        sampler=SamplerConfig(kind="model", model=ModelSamplerConfig()))
     assert spec.algorithm.resource.name == "epochs" and spec.metric.name == "loss"
 
 

@@ -42,7 +42,7 @@ asha:
 def test_model_sampler_defaults(tmp_path):
     spec = load_spec(study(tmp_path, HYPERBAND + "  sampler: model\n"))
     assert spec.algorithm.sampler == SamplerConfig(kind="model", model=ModelSamplerConfig())
-    assert spec.algorithm.sampler.model.random_fraction == 0.2
+    assert spec.algorithm.sampler.model.random_fraction == pytest.approx(1 / 3)  # BOHB's
 
 
 @pytest.mark.parametrize("block", [HYPERBAND, ASHA])
