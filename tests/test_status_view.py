@@ -11,7 +11,15 @@ import pytest
 from hpc_tune.errors import UserError
 from hpc_tune.journal import Journal, load_view
 from hpc_tune.spec import load_spec
-from hpc_tune.status_view import format_numbers, format_progress, format_status, planned_trials, progress, select, status_dict
+from hpc_tune.status_view import (
+    format_numbers,
+    format_progress,
+    format_status,
+    planned_trials,
+    progress,
+    select,
+    status_dict,
+)
 from hpc_tune.study import create_study
 
 GRID = """

@@ -9,10 +9,9 @@ from fake_backend import FakeBackend
 
 from hpc_tune.backends import JobState
 from hpc_tune.controller import Controller
-from hpc_tune.journal import Journal
+from hpc_tune.journal import Journal, load_view
 from hpc_tune.search.hyperband import brackets
 from hpc_tune.spec import load_spec
-from hpc_tune.journal import load_view
 from hpc_tune.study import create_study
 
 

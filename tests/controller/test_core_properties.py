@@ -155,7 +155,7 @@ def decisions(controller, view, news):
 
 
 def check_journal(study_dir, backend):
-    live, ends, ends_seen = set(), {}, []
+    live, ends = set(), {}
     reports: Dict[int, List[int]] = {}
     for e in Journal(study_dir).events():
         if e["e"] == "trial":

@@ -313,10 +313,11 @@ def test_node_drained_then_down(scenario_result):
 
 
 # ------------------------------------------------------------------- slurmd alone killed
-# Slurm counts the node's jobs failed and requeues them while their processes run on (docs/slurm-facts.md,
-# "Nodes that fail, and nodes that only seem to"). The requeued copy of a trial claims its folder and the old copy is fenced
-# (hpc_tune.trial); a requeued controller waits for the lease of its job's earlier run, which
-# is alive and acting (controller/lease.py).
+# Slurm counts the node's jobs failed and requeues them while their processes run on
+# (docs/slurm-facts.md, "Nodes that fail, and nodes that only seem to"). The requeued copy of
+# a trial claims its folder and the old copy is fenced (hpc_tune.trial); a requeued
+# controller waits for the lease of its job's earlier run, which is alive and acting
+# (controller/lease.py).
 
 
 @fk.scenario("slurmd-killed-trial-back", slurm=fk.MULTINODE, comes_back=True)

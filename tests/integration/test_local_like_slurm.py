@@ -148,7 +148,8 @@ def test_a_trial_killed_with_its_controller_is_retried_like_a_node_failure(tmp_p
     assert res.returncode == 0, res.stdout + res.stderr
     events = journal(study_dir)
     (retry,) = [e for e in events if e["e"] == "retry"]
-    assert retry["counted"] and retry["reason"].startswith("the job vanished (its process vanished without an exit record")
+    assert retry["counted"]
+    assert retry["reason"].startswith("the job vanished (its process vanished without an exit record")
     (end,) = [e for e in events if e["e"] == "end"]
     assert end["state"] == "completed" and marker.exists()
     wait_for(lambda: not alive(started["child_pid"]), limit=30)  # the orphan was killed before the retry

@@ -1,8 +1,7 @@
 """The fold of the journal into a study view, and snapshots of it."""
 import os
 
-from hpc_tune.journal import Journal
-from hpc_tune.journal import load_view, write_snapshot
+from hpc_tune.journal import Journal, load_view, write_snapshot
 from hpc_tune.paths import SNAPSHOT_FILE
 
 

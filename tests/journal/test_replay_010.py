@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from hpc_tune.journal import load_view
 from hpc_tune.journal import events as ev
+from hpc_tune.journal import load_view
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 FIXTURES = ["grid_retries", "hyperband_threshold"]
