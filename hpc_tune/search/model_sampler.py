@@ -182,6 +182,7 @@ class _Rows:
 
     observations: List[Observation]  # copies (or KeyedParams ones): a caller's later change cannot reach them
     keys: List[Key]
+    key_set: Set[Key]  # the same keys: a set copies with their hashes, a key (nested tuples) hashes anew
     valid: List[int]
     X: np.ndarray
     loss: np.ndarray
@@ -211,6 +212,7 @@ def _rows(space: Space, observations: Sequence[Observation]) -> _Rows:
     memo = _encodings(space)
     obs = prev.observations[:start] if prev is not None else []
     keys = prev.keys[:start] if prev is not None else []
+    key_set = (prev.key_set.copy() if start == len(prev.keys) else set(keys)) if prev is not None else set()
     valid = prev.valid[: start + 1] if prev is not None else [0]
     xs: List[np.ndarray] = []
     losses: List[float] = []
@@ -221,6 +223,7 @@ def _rows(space: Space, observations: Sequence[Observation]) -> _Rows:
         obs.append(ob if type(ob.params) is KeyedParams else Observation(dict(ob.params), ob.resource, ob.value))
         key, x = _encoded(memo, space, ob.params)
         keys.append(key)
+        key_set.add(key)
         ok = ob.value is not None and ob.resource is not None and x is not None
         if ok:
             try:
@@ -240,7 +243,7 @@ def _rows(space: Space, observations: Sequence[Observation]) -> _Rows:
     X = np.vstack([kept[0]] + [x[None, :] for x in xs])
     loss = np.concatenate([kept[1], np.asarray(losses, dtype=float)])
     resource = np.concatenate([kept[2], np.asarray(rs, dtype=float)])
-    rows = _Rows(obs, keys, valid, X, loss, resource)
+    rows = _Rows(obs, keys, key_set, valid, X, loss, resource)
     _ROWS[space] = rows
     _ROWS.move_to_end(space)
     while len(_ROWS) > _MEMO_SIZE:
@@ -251,7 +254,7 @@ def _rows(space: Space, observations: Sequence[Observation]) -> _Rows:
 def _data(space: Space, observations: Sequence[Observation], seen: Set[Key]) -> Optional[_Data]:
     """The finite results of ``observations``; adds every observation's key to ``seen``."""
     rows = _rows(space, observations)
-    seen.update(rows.keys)
+    seen.update(rows.key_set)
     if not len(rows.loss):
         return None
     return _Data(rows.X, rows.loss, rows.resource)
