@@ -43,7 +43,7 @@ it reached it) is judged again at every look against the rung as it has grown, s
 restarted controller judges it as the running one would have with the same journal.
 
 New bottom-rung configurations come from ``samplers.propose`` with the study's
-``sampler`` (random, kde, model), configuration j drawn with ``sub_rng(seed, j)`` from
+``sampler`` (model, the default of a study file, random or kde), configuration j drawn with ``sub_rng(seed, j)`` from
 the history as it is when j is created: the searcher is a pure function of (space,
 config, history, seed), and the journal keeps every configuration it handed out.
 
