@@ -43,9 +43,10 @@ it reached it) is judged again at every look against the rung as it has grown, s
 restarted controller judges it as the running one would have with the same journal.
 
 New bottom-rung configurations come from ``samplers.propose`` with the study's
-``sampler`` (model, the default of a study file, random or kde), configuration j drawn with ``sub_rng(seed, j)`` from
-the history as it is when j is created: the searcher is a pure function of (space,
-config, history, seed), and the journal keeps every configuration it handed out.
+``sampler`` (model, the default of a study file, random or kde), configuration j drawn
+with ``sub_rng(seed, j)`` from the history as it is when j is created: the searcher is a
+pure function of (space, config, history, seed), and the journal keeps every
+configuration it handed out.
 
 The state read from the history (rung members, promotions, what the sampler learns
 from) is kept between calls in a memo by (config, seed) and brought up to date with only
