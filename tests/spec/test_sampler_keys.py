@@ -107,4 +107,4 @@ def test_the_example_of_docs_samplers_md_loads(tmp_path):
     path = tmp_path / "study.yml"
     path.write_text(block + "run:\n  cmd: python t.py --lr={{ lr }} --opt={{ optimizer }} --epochs={{ epochs }}\n")
     spec = load_spec(str(path))
-    assert spec.algorithm.sampler == SamplerConfig(kind="model", model=ModelSamplerConfig(random_fraction=0.2))
+    assert spec.algorithm.sampler == SamplerConfig(kind="model", model=ModelSamplerConfig(random_fraction=0.25))
