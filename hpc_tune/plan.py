@@ -134,8 +134,9 @@ def format_plan(plan: Dict[str, Any], max_rows: int = 50) -> str:
     ]
     if plan.get("sampler") is not None:
         sampler = plan["sampler"]
-        settings = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sampler.items()
-                             if k != "kind")
+        settings = ", ".join(f"{k}={v:g}" if isinstance(v, float) else
+                             f"{k}=parameters + 1" if k == "min_points_in_model" and v is None else f"{k}={v}"
+                             for k, v in sampler.items() if k != "kind")
         lines.append(f"sampler:      {sampler['kind']}" + (f" ({settings})" if settings else ""))
     if "brackets" in plan:
         r = plan["resource"]

@@ -107,6 +107,7 @@ def test_plan_asha_shows_rungs_and_resources():
     assert plan["sampler"] == {"kind": "model", "random_fraction": 1 / 3, "min_points_in_model": None}
     text = format_plan(plan)
     assert "min_early_stopping_rate=1" in text and "rung" in text and "27" in text
+    assert "sampler:      model (random_fraction=0.333333, min_points_in_model=parameters + 1)" in text
 
 
 def test_plan_pbt_shows_population_interval_and_trials():
