@@ -95,7 +95,7 @@ def test_plan_shows_the_model_samplers_settings(tmp_path):
     spec = load_spec(study(tmp_path, ASHA + "  sampler: model\n  random_fraction: 0.3\n"))
     plan = make_plan(spec, seed=0)
     assert plan["sampler"] == {"kind": "model", "random_fraction": 0.3, "min_points_in_model": None}
-    assert "sampler:      model (random_fraction=0.3, min_points_in_model=None)" in format_plan(plan)
+    assert "sampler:      model (random_fraction=0.3, min_points_in_model=parameters + 1)" in format_plan(plan)
 
 
 def test_the_example_of_docs_samplers_md_loads(tmp_path):
