@@ -34,7 +34,7 @@ class Attempt:
 
     attempt: int
     job_id: Optional[str]
-    queued: Optional[float]  # unix time the backend accepted the job
+    queued: Optional[float]  # unix time the backend accepted the job (at the latest, its start)
     started: Optional[float]  # first seen running (or the wrapper's start record)
     ended: Optional[float]
     outcome: str  # queued, running, or how it ended: completed, failed, stopped, cancelled, retried, preempted
@@ -482,6 +482,10 @@ class _AttemptsAndCurves:
             if is_last and start is None:
                 # not seen running by a poll (a short job, or stopped early): the wrapper's own start
                 start = wrapper_start if wrapper_start is not None else (started if outcome == "running" else None)
+            if queued is not None and start is not None and start < queued:
+                # the submission is journaled after the backend accepted it, and a local job
+                # can start in between: it was accepted by the time it started
+                queued = start
             out.append(Attempt(attempt=attempt, job_id=job, queued=queued, started=start, ended=end,
                                outcome=outcome, reason=why, node=run_node or (node if is_last else None),
                                requeues=max(restarts, requeues if is_last else 0)))

@@ -247,3 +247,15 @@ def test_asha_and_pbt_records(studies):
                 assert source.meta["member"] == t.meta["donor"] != t.meta["member"]
     rows = pbt.rows()
     assert all("resume_from" in r and "member" in r and "interval" in r for r in rows)
+
+
+def test_a_job_that_started_before_its_submission_was_journaled_was_queued_by_then(tmp_path):
+    # the local backend starts a job before the controller journals "submitted"
+    from hpc_tune.results import _AttemptsAndCurves
+
+    seen = _AttemptsAndCurves()
+    seen.apply({"e": "submitted", "id": 0, "attempt": 0, "job": "local-1", "t": 100.002})
+    seen.apply({"e": "run", "id": 0, "job": "local-1", "node": "n1", "started": 100.0, "t": 100.1})
+    seen.apply({"e": "end", "id": 0, "state": "completed", "ended": 101.0, "t": 101.0})
+    (a,) = seen.attempts_of(str(tmp_path), 0, None)
+    assert a.queued == a.started == 100.0 and a.ended == 101.0
