@@ -37,6 +37,16 @@ def _sampler(config: SamplerConfig) -> Dict[str, Any]:
     return out
 
 
+def _setting(key: str, value: Any) -> str:
+    """One sampler setting as ``plan`` prints it (an unset ``min_points_in_model`` is the
+    samplers' default, parameters + 1)."""
+    if isinstance(value, float):
+        return f"{key}={value:g}"
+    if key == "min_points_in_model" and value is None:
+        return f"{key}=parameters + 1"
+    return f"{key}={value}"
+
+
 def make_plan(spec: Spec, seed: int) -> Dict[str, Any]:
     """The plan as one JSON-ready object (``hpc-tune plan --json``)."""
     algo = spec.algorithm
@@ -134,9 +144,7 @@ def format_plan(plan: Dict[str, Any], max_rows: int = 50) -> str:
     ]
     if plan.get("sampler") is not None:
         sampler = plan["sampler"]
-        settings = ", ".join(f"{k}={v:g}" if isinstance(v, float) else
-                             f"{k}=parameters + 1" if k == "min_points_in_model" and v is None else f"{k}={v}"
-                             for k, v in sampler.items() if k != "kind")
+        settings = ", ".join(_setting(k, v) for k, v in sampler.items() if k != "kind")
         lines.append(f"sampler:      {sampler['kind']}" + (f" ({settings})" if settings else ""))
     if "brackets" in plan:
         r = plan["resource"]
