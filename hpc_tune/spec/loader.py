@@ -356,7 +356,7 @@ def _sampler(block: Section, space: Space, fixed: Optional[str], default: str = 
 
     ``fixed``: the sampler the algorithm implies (``bohb`` is Hyperband with ``kde``);
     ``default``: the block's sampler when it names none (``asha``: ``model``, which beat
-    random and SMAC3 there; docs/samplers.md)."""
+    random there and was level with or ahead of SMAC3; docs/samplers.md)."""
     kind = fixed or block.string("sampler", default, choices=SAMPLERS)
     kde_keys = [k for k in sorted(KDE_KEYS - (MODEL_KEYS if kind == "model" else set())) if block.has(k)]
     if kde_keys and kind != "kde":
