@@ -135,11 +135,13 @@ def slurm_time_minutes(text: str) -> Optional[float]:
     return parts[0] * 60 + parts[1] + parts[2] / 60
 
 
-def warning_delay_s(limit_minutes: Optional[float], signal_delay_s: int = 90) -> int:
+def warning_delay_s(limit_minutes: Optional[float], signal_delay_s: int = 90, early_s: int = 0) -> int:
     """How long before a time limit a job gets SIGUSR2 (the warning a trial may checkpoint
-    on). It must find the job running with its handlers set up: with --signal=USR2@90 on a
-    limit of 90 s or less, slurmctld sends it at its first check, often while Python is
-    still starting, and the job dies of it (FAILED, no retry). Half the limit at most, then."""
+    on). It must find the job running with its handlers set up, so it never comes before half
+    the limit. ``early_s``: how much earlier than asked the warning may come. slurmctld sends
+    it on its 30 s cycle, as soon as ``warning + 30 s`` covers the time left (its
+    ``send_job_warn_signal``): a 60 s limit with a 30 s warning got it at the first check,
+    while Python was still starting, and the job died of the signal (FAILED, no retry)."""
     if limit_minutes is None:
         return signal_delay_s
-    return min(signal_delay_s, max(1, int(limit_minutes * 30)))
+    return min(signal_delay_s, max(1, int(limit_minutes * 30 - early_s)))

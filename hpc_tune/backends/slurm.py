@@ -69,6 +69,7 @@ log = logging.getLogger(__name__)
 ARRAY_MARK = "@"  # separates an array's name prefix from its manifest token
 DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's default MaxArraySize
 NO_TIME_LIMIT_MIN = 10**7  # what submitit is told when the job has no time limit
+SLURMCTLD_CYCLE_S = 30  # slurmctld's PERIODIC_TIMEOUT: time limits and --signal warnings are checked this often
 
 # sacct lists a job a few seconds after sbatch returns (slurmdbd lag; up to 3.5 s measured on
 # the one-node cluster, benchmarks/slot_utilisation.py): a job younger than this that sacct
@@ -388,7 +389,7 @@ class SlurmBackend(Backend):
         if "no-requeue" in additional:
             additional.pop("requeue")
         pythonpath = shlex.quote(PACKAGE_ROOT)
-        delay = warning_delay_s(minutes, self.signal_delay_s)
+        delay = warning_delay_s(minutes, self.signal_delay_s, early_s=SLURMCTLD_CYCLE_S)
         params: Dict[str, Any] = {
             "job_name": name,
             # submitit's own idea of the time limit tells a time-out from a preemption

@@ -10,6 +10,7 @@ import pytest
 from hpc_tune.backends import BackendBusy, BackendError, JobState
 from hpc_tune.backends.slurm import (
     SACCT_LAG_S,
+    SLURMCTLD_CYCLE_S,
     SlurmBackend,
     classify_error,
     expand_job_ids,
@@ -21,6 +22,7 @@ from hpc_tune.backends.slurm import (
     sbatch_options,
     slurm_time_minutes,
 )
+from hpc_tune.backends.base import warning_delay_s
 from hpc_tune.backends.slurm_commands import SlurmCommands, submission_environment
 
 EVERY_SLURM_STATE = {
@@ -144,6 +146,21 @@ def test_slurm_time(text, minutes):
 def test_slurm_time_rejects_junk(text):
     with pytest.raises(ValueError):
         slurm_time_minutes(text)
+
+
+@pytest.mark.parametrize("minutes", [1, 1.5, 2, 3, 5, 10, 60])
+def test_the_slurm_warning_never_comes_before_half_the_limit(minutes):
+    # slurmctld sends --signal=USR2@W once W + its 30 s cycle covers the time left, so the
+    # earliest warning is at limit - W - 30 s; a 60 s limit with W = 30 s got it at the start.
+    limit_s = minutes * 60
+    warn = warning_delay_s(minutes, 90, early_s=SLURMCTLD_CYCLE_S)
+    assert 1 <= warn <= 90
+    assert limit_s - warn - SLURMCTLD_CYCLE_S >= limit_s / 2 - 1
+    assert warning_delay_s(None, 90, early_s=SLURMCTLD_CYCLE_S) == 90
+
+
+def test_the_local_warning_comes_when_asked_or_at_half_the_limit():
+    assert warning_delay_s(1, 90) == 30 and warning_delay_s(10, 90) == 90
 
 
 def test_sbatch_options():
