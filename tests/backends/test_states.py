@@ -8,6 +8,7 @@ from typing import Dict, List
 import pytest
 
 from hpc_tune.backends import BackendBusy, BackendError, JobState
+from hpc_tune.backends.base import warning_delay_s
 from hpc_tune.backends.slurm import (
     SACCT_LAG_S,
     SLURMCTLD_CYCLE_S,
@@ -22,7 +23,6 @@ from hpc_tune.backends.slurm import (
     sbatch_options,
     slurm_time_minutes,
 )
-from hpc_tune.backends.base import warning_delay_s
 from hpc_tune.backends.slurm_commands import SlurmCommands, submission_environment
 
 EVERY_SLURM_STATE = {
