@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 from statistics import NormalDist
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -115,7 +116,8 @@ class Discrete(Param):
         if self.probabilities is not None and len(self.probabilities) != len(self.values):
             raise ValueError("one probability per value is needed")
 
-    @property
+    # Derived once (the instance is frozen): decode runs thousands of times per proposal.
+    @cached_property
     def numeric(self) -> bool:
         return all(_is_number(v) for v in self.values)
 
@@ -123,7 +125,7 @@ class Discrete(Param):
     def weighted(self) -> bool:
         return self.probabilities is not None
 
-    @property
+    @cached_property
     def support(self) -> Tuple[Value, ...]:
         """The values that can actually be drawn (probability > 0)."""
         if self.probabilities is None:
@@ -145,16 +147,25 @@ class Discrete(Param):
     def n_dims(self) -> int:
         return 1 if self.numeric else len(self.values)
 
+    @cached_property
     def _axis(self) -> Tuple[float, float]:
         xs = np.asarray([self._fwd(v) for v in self.values], dtype=float)
         return float(xs.min()), float(xs.max())
+
+    @cached_property
+    def _support_indices(self) -> Set[int]:
+        return {self._index(v) for v in self.support}
+
+    @cached_property
+    def _support_on_axis(self) -> Tuple[float, ...]:
+        return tuple(self._fwd(v) for v in self.support)
 
     def _fwd(self, v: Value) -> float:
         return math.log(v) if self.log_axis else float(v)
 
     def encode(self, value: Value) -> List[float]:
         if self.numeric:
-            lo, hi = self._axis()
+            lo, hi = self._axis
             return [0.5 if hi == lo else (self._fwd(value) - lo) / (hi - lo)]
         out = [0.0] * len(self.values)
         out[self._index(value)] = 1.0
@@ -163,11 +174,11 @@ class Discrete(Param):
     def decode(self, vector: Sequence[float]) -> Value:
         candidates = self.support
         if self.numeric:
-            lo, hi = self._axis()
+            lo, hi = self._axis
             target = lo + float(vector[0]) * (hi - lo)
-            return min(candidates, key=lambda v: abs(self._fwd(v) - target))
-        allowed = {self._index(v) for v in candidates}
-        best = max(allowed, key=lambda i: vector[i])
+            axis = self._support_on_axis
+            return candidates[min(range(len(axis)), key=lambda i: abs(axis[i] - target))]
+        best = max(self._support_indices, key=lambda i: vector[i])
         return self.values[best]
 
     def _index(self, value: Value) -> int:
