@@ -12,7 +12,7 @@ import pytest
 
 from hpc_tune.search import asha, hyperband, samplers
 from hpc_tune.search.base import History, TrialRecord, TrialState
-from hpc_tune.space import Discrete, Space, Uniform
+from hpc_tune.space import Discrete, Space, Uniform, params_key
 from hpc_tune.spec.model import AshaConfig, HyperbandConfig, Metric, ResourceConfig, SamplerConfig
 
 SPACE = Space({"x": Uniform(0.0, 1.0), "w": Discrete((1, 2))})
@@ -103,3 +103,26 @@ def test_hyperband_draws_fresh_configurations_through_a_non_random_sampler(recor
     plain = hyperband.suggest(SPACE, replace(cfg, sampler=SamplerConfig()), History(), 1, 3).suggestions
     s_max = plain[0].meta["bracket"]
     assert [s.params for s in plain] == hyperband._fresh_configs(SPACE, 1, s_max, 3)[0]
+
+
+def test_observed_keys_kept_between_calls_equal_the_keys_built_anew():
+    def obs(params: Dict[str, Any]) -> samplers.Observation:
+        return samplers.Observation(params, 1.0, 0.5)
+
+    keyed = [obs(samplers.KeyedParams({"x": i, "y": "a"})) for i in range(5)]
+    def fresh(observations: List[samplers.Observation]) -> set:
+        return {params_key(ob.params) for ob in observations}
+
+    for n in range(6):  # a history that grows, as ASHA's does
+        assert samplers.observed_keys(keyed[:n]) == fresh(keyed[:n])
+    got = samplers.observed_keys(keyed)
+    got.add("mine")  # the caller's set is its own: the memo is not changed through it
+    assert "mine" not in samplers.observed_keys(keyed)
+    # other params objects in the prefix (equal or not), plain dicts, a shorter history
+    other = [obs(samplers.KeyedParams({"x": 9, "y": "b"}))] + keyed[1:]
+    assert samplers.observed_keys(other) == fresh(other)
+    plain = [obs({"x": i, "y": "a"}) for i in range(7)]
+    assert samplers.observed_keys(plain) == fresh(plain)
+    plain[0].params["x"] = 42  # a plain dict may change between calls: it is never kept
+    assert samplers.observed_keys(plain) == fresh(plain)
+    assert samplers.observed_keys(keyed[:2]) == fresh(keyed[:2])
