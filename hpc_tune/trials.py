@@ -48,7 +48,10 @@ class TrialRecord:
     value, reason), its reports, and the bookkeeping of its jobs.
 
     A searcher reads ``trial_id``, ``params``, ``state``, ``value``, ``resource``, ``meta``
-    and ``resume_from``; the rest is the controller's."""
+    and ``resume_from``; the rest is the controller's. ``params`` and ``meta`` are set when
+    the trial is created and never changed after (the fold and the tuner only assign the
+    other fields): a searcher's memo may hold them and take the same dict for the same
+    content (ASHA's does)."""
 
     trial_id: int
     params: Dict[str, Any]

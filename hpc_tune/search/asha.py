@@ -183,13 +183,10 @@ def _tag(t: TrialRecord, key: str) -> Optional[int]:
 
 
 # A trial as the state reads it: the fields it depends on (``n_reports`` stands for the
-# curves, which only grow by a report). ``meta`` and ``params`` are kept as copies, so a
-# record changed in place is seen as changed.
+# curves, which only grow by a report). ``meta`` and ``params`` are held, not copied: a
+# record's are never changed after it is created (``TrialRecord``'s contract), so the
+# same dict is the same content, and comparing prints is mostly identity tests.
 _FINGERPRINT = operator.attrgetter("trial_id", "state", "value", "resource", "n_reports", "meta", "params")
-
-
-def _snapshot(fingerprint: Tuple[Any, ...]) -> Tuple[Any, ...]:
-    return fingerprint[:5] + (dict(fingerprint[5] or {}), dict(fingerprint[6]))
 
 
 class _State:
@@ -236,9 +233,9 @@ class _State:
                 return False
             self._retract(i)
             self._contribute(i, trials[i])
-            self.prints[i] = _snapshot(now)
+            self.prints[i] = now
+        self.prints.extend(prints[n_old:])
         for i in range(n_old, len(trials)):
-            self.prints.append(_snapshot(prints[i]))
             self.tags.append(None)
             self.entry.append(None)
             self.live.append(False)

@@ -1,7 +1,9 @@
 """The fold of the journal into a study view, and snapshots of it."""
+import json
 import os
 
 from hpc_tune.journal import Journal, load_view, write_snapshot
+from hpc_tune.journal.fold import StudyView
 from hpc_tune.paths import SNAPSHOT_FILE
 
 
@@ -91,3 +93,22 @@ def test_every_key_keeps_its_curve_on_one_step_column(tmp_path):
     write_snapshot(load_view(str(tmp_path)))  # the snapshot keeps them all
     again = load_view(str(tmp_path)).trials[0]
     assert [again.curve(k) for k in ("loss", "acc", "val")] == [t.curve(k) for k in ("loss", "acc", "val")]
+
+
+def test_the_fold_never_changes_a_trials_params_or_meta_after_creating_it():
+    # TrialRecord's contract, which ASHA's memo relies on: replay journals of every kind of
+    # event and check each trial keeps the very dicts it was created with, unchanged.
+    data = os.path.join(os.path.dirname(__file__), "data")
+    for name in ("grid_retries", "hyperband_threshold"):
+        view = StudyView(data)
+        created = {}
+        with open(os.path.join(data, f"{name}.jsonl")) as fh:
+            for line in fh:
+                view.apply(json.loads(line))
+                for tid, t in view.trials.items():
+                    if tid not in created:
+                        created[tid] = (t.params, t.meta, json.dumps([t.params, t.meta], sort_keys=True))
+                    params, meta, content = created[tid]
+                    assert t.params is params and t.meta is meta, (name, tid)
+                    assert json.dumps([t.params, t.meta], sort_keys=True) == content, (name, tid)
+        assert len(created) >= 5 and any(m for _, m, _ in created.values())

@@ -197,7 +197,9 @@ def test_memo_gives_what_a_computation_from_scratch_gives(cfg, seed, ops):
         check(cfg, trials, seed, 2)
 
 
-def test_a_record_whose_tags_or_params_change_in_place_is_seen():
+def test_a_record_whose_tags_or_params_are_replaced_is_seen():
+    # A record's params and meta never change in place (TrialRecord's contract,
+    # tests/journal/test_fold.py checks the fold keeps it); another dict in their place is seen.
     cfg = AshaConfig(max_resource=9, resource=ResourceConfig("epochs", "int"), metric=Metric("loss"), n_trials=9)
     trials = []
     for s in check(cfg, trials, 0, 3).suggestions:
@@ -205,7 +207,7 @@ def test_a_record_whose_tags_or_params_change_in_place_is_seen():
                                   resource=s.resource, meta=dict(s.meta)))
     promoted = check(cfg, trials, 0, 1).suggestions[0]
     assert promoted.meta["rung"] == 1 and promoted.meta["parent"] == 0
-    trials[0].meta["rung"] = 5  # no rung 5: trial 0 is no member any more
-    trials[1].params["x"] = 0.123
+    trials[0].meta = dict(trials[0].meta, rung=5)  # no rung 5: trial 0 is no member any more
+    trials[1].params = dict(trials[1].params, x=0.123)
     again = check(cfg, trials, 0, 1).suggestions[0]
     assert again.meta["rung"] == 0  # nothing to promote from two members: a new configuration
