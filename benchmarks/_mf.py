@@ -217,9 +217,9 @@ def run_dehb(problem: Any, method: str, seed: int, budget: int) -> Run:
 
 def run_hpbandster(problem: Any, method: str, seed: int, budget: int) -> Run:
     """HpBandSter's BOHB with its own master, one worker and a name server on the loopback."""
+    import hpbandster.core.nameserver as hpns
     import numpy as np
     import Pyro4
-    import hpbandster.core.nameserver as hpns
     from hpbandster.core.worker import Worker
     from hpbandster.optimizers import BOHB
 
@@ -246,7 +246,8 @@ def run_hpbandster(problem: Any, method: str, seed: int, budget: int) -> Run:
     worker = TableWorker(run_id=run_id, nameserver=host, nameserver_port=port, logger=logging.getLogger("hpbandster"))
     worker.run(background=True)
     bohb = BOHB(configspace=problem.configspace(seed), run_id=run_id, nameserver=host, nameserver_port=port,
-                min_budget=1, max_budget=problem.R, eta=problem.eta, ping_interval=1, logger=logging.getLogger("hpbandster"))
+                min_budget=1, max_budget=problem.R, eta=problem.eta, ping_interval=1,
+                logger=logging.getLogger("hpbandster"))
     try:
         while not run.full:
             bohb.run(n_iterations=1)
@@ -606,7 +607,8 @@ def main(problem: Any, argv: Optional[Sequence[str]], *, script: str, section: s
     import json
     from pathlib import Path as _Path
 
-    partial = _Path(results_dir) / f"{script.rsplit('.', 1)[0]}-partial-{now().replace(' ', '-').replace(':', '')}.jsonl"
+    stamp = now().replace(" ", "-").replace(":", "")
+    partial = _Path(results_dir) / f"{script.rsplit('.', 1)[0]}-partial-{stamp}.jsonl"
     partial.parent.mkdir(parents=True, exist_ok=True)
     partial.write_text(json.dumps({"date": now(), "command": command_line(script, argv), "R": problem.R,
                                    "multiples": list(multiples)}) + "\n")

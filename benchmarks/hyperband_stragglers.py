@@ -229,8 +229,8 @@ def simulate_asha(spec: Any, slots: int, dist: str, seed: int, target: float, ho
             reach = t
             break
     busy += sum(min(t, end) - start for end, _, start in running if start < t)  # the running trials' share
-    return {"reach": reach, "stop": t, "idle": max(0.0, 1.0 - busy / (slots * t)) if t > 0 else 0.0, "trials": len(trials),
-            "suggest_calls": calls, "max_rung": max((r.meta["rung"] for r in trials), default=0)}
+    return {"reach": reach, "stop": t, "idle": max(0.0, 1.0 - busy / (slots * t)) if t > 0 else 0.0,
+            "trials": len(trials), "suggest_calls": calls, "max_rung": max((r.meta["rung"] for r in trials), default=0)}
 
 
 def lower_bound(keys: Sequence[Key], durations: Durations, busy: float, slots: int) -> float:
@@ -345,7 +345,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for S in slot_list:
             cs = [c for c in cases if c["dist"] == d and c["slots"] == S]
 
-            def frac(key: str) -> List[float]:  # time to reach / the synchronous makespan; inf: not reached
+            def frac(key: str, cs: List[Dict[str, Any]] = cs) -> List[float]:
+                # time to reach / the synchronous makespan; inf: not reached
                 return [c[key] / c["makespan_sync"] if c[key] is not None else math.inf for c in cs]
 
             fa, fh, fs = frac("reach_asha"), frac("reach_hpctune"), frac("reach_sync")
@@ -383,7 +384,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                   "idle sync", "idle hpc-tune", "idle ASHA", "ASHA trials"],
                               tablefmt="github")
         text += (f"\nASHA (hpc-tune's `asha.suggest`, promotion mode, resume, min_resource 1, max_resource "
-                 f"{args.R}, eta {args.eta}, n_experiments {args.asha_configs * hb_configs} = {args.asha_configs} x one "
+                 f"{args.R}, eta {args.eta}, n_experiments {args.asha_configs * hb_configs} = "
+                 f"{args.asha_configs} x one "
                  f"Hyperband run's {hb_configs} configurations; its own random configurations, the same learning "
                  f"curves and duration law). Time until a trial's value is at most the synchronous run's final best, "
                  f"as a fraction of the synchronous run's wall time (median over seeds; ASHA stops there, or at "

@@ -98,10 +98,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     seeds=seeds, peer_seeds=args.seeds_of, jobs=args.jobs, methods_arg=args.methods,
                     multiples=QUICK_MULTIPLES if args.quick else MULTIPLES, target=TARGET, fmt="{:.4f}",
                     bohb_vs_hb=[] if args.quick else [25, 100], problem_label="digits", about=about,
-                    write_readme=not args.no_readme, results_dir=results_dir, reuse=args.reuse, reuse_only=args.reuse_only)
+                    write_readme=not args.no_readme, results_dir=results_dir, reuse=args.reuse,
+                    reuse_only=args.reuse_only)
 
 
-SECTION = "mf_digits.py: ASHA, BOHB and the samplers on the digits MLP against SMAC3, DEHB, HpBandSter, Optuna, Ray Tune"
+SECTION = ("mf_digits.py: ASHA, BOHB and the samplers on the digits MLP against SMAC3, DEHB, HpBandSter, "
+           "Optuna, Ray Tune")
 SECTION_INTRO = """
 The digits MLP of `hyperband_digits.py` (its learning-curve table of real training), epochs as
 the resource, R = 81, eta = 3. Every method runs one trial at a time; each configuration resumes

@@ -90,7 +90,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     seeds=2 if args.quick else args.seeds, peer_seeds=args.seeds_of, jobs=args.jobs,
                     methods_arg=args.methods, multiples=QUICK_MULTIPLES if args.quick else MULTIPLES,
                     target=TARGET, fmt="{:.4f}", bohb_vs_hb=[], problem_label="MFHartmann6", about=about,
-                    write_readme=not args.no_readme, results_dir=Path(args.results_dir), reuse=args.reuse, reuse_only=args.reuse_only)
+                    write_readme=not args.no_readme, results_dir=Path(args.results_dir), reuse=args.reuse,
+                    reuse_only=args.reuse_only)
 
 
 SECTION = "mf_hartmann.py: the same methods on mf-prior-bench's MFHartmann6"

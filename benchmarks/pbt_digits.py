@@ -31,7 +31,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import copy  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
 import multiprocessing  # noqa: E402
@@ -260,14 +259,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             continue
         med[m] = statistics.median(r["val"] for r in rs)
         rows.append([label, len(rs), f"{med[m]:.4f}", f"{statistics.median(r['test'] for r in rs):.4f}",
-                     f"{statistics.mean(r['val'] for r in rs):.4f}", f"{statistics.median(r['seconds'] for r in rs):.1f}"])
-    table = tabulate(rows, headers=["method", "seeds", "best member's validation error (median)", "its test error (median)",
-                                    "validation error (mean)", "s / run (median)"], tablefmt="github")
+                     f"{statistics.mean(r['val'] for r in rs):.4f}",
+                     f"{statistics.median(r['seconds'] for r in rs):.1f}"])
+    table = tabulate(rows, headers=["method", "seeds", "best member's validation error (median)",
+                                    "its test error (median)", "validation error (mean)", "s / run (median)"],
+                     tablefmt="github")
     goals = []
     if "hpctune_pbt" in med and "random" in med:
         d = med["hpctune_pbt"] - med["random"]
-        goals.append(f"PBT vs random search with the same epochs: median {med['hpctune_pbt']:.4f} vs {med['random']:.4f}"
-                     f" - goal lower: " + ("met" if d < 0 else f"MISSED by {d:.4f}"))
+        goals.append(f"PBT vs random search with the same epochs: median {med['hpctune_pbt']:.4f} vs "
+                     f"{med['random']:.4f} - goal lower: " + ("met" if d < 0 else f"MISSED by {d:.4f}"))
     if "hpctune_pbt" in med and "ray_pbt" in med:
         d = med["hpctune_pbt"] - med["ray_pbt"]
         goals.append(f"PBT vs Ray Tune's PBT: median {med['hpctune_pbt']:.4f} vs {med['ray_pbt']:.4f} (Ray: "
