@@ -69,8 +69,9 @@ def make_plan(spec: Spec, seed: int) -> Dict[str, Any]:
 
         out["resource"] = {"name": algo.resource.name, "type": algo.resource.type, "max_iter": algo.max_iter,
                            "eta": algo.eta}
-        out["brackets"] = [b.to_dict() for b in brackets(algo)]
-        out["n_trials"] = sum(r["n"] for b in out["brackets"] for r in b["rungs"])
+        out["brackets"] = [b.to_dict() for b in brackets(algo)]  # one iteration's
+        out["iterations"] = algo.iterations
+        out["n_trials"] = algo.iterations * sum(r["n"] for b in out["brackets"] for r in b["rungs"])
         out["sampler"] = _sampler(algo.sampler)
     elif isinstance(algo, AshaConfig):
         from .search.asha import ladder
@@ -154,6 +155,9 @@ def format_plan(plan: Dict[str, Any], max_rows: int = 50) -> str:
             rows.append([b["bracket"], "  ->  ".join(f"{x['n']} @ {x['resource']:g}" for x in b["rungs"]),
                          sum(x["n"] for x in b["rungs"])])
         lines += ["", tabulate(rows, headers=["bracket", "rungs (configurations @ resource)", "trials"])]
+        if plan["iterations"] > 1:
+            lines.append(f"(the brackets above run {plan['iterations']} times, one iteration after the other; "
+                         f"the sampler learns from every earlier iteration)")
     elif "rungs" in plan:
         r = plan["resource"]
         lines.append(f"resource:     {r['name']} ({r['type']}), min_resource={r['min_resource']:g}, "

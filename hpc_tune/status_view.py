@@ -21,7 +21,7 @@ from .trials import TrialRecord, TrialState
 MAX_METRIC_COLUMNS = 4  # without a study metric: the first keys reported, the rest in --json
 MAX_ROWS = 200  # without --top: the last rows, the rest in --json
 # trial meta shown as columns when present: Hyperband's bracket and rung, ASHA's rung, PBT's member and interval
-MULTI_FIDELITY_KEYS = ("bracket", "rung", "member", "interval")
+MULTI_FIDELITY_KEYS = ("iteration", "bracket", "rung", "member", "interval")
 
 
 # ------------------------------------------------------------------------------ plan
@@ -61,7 +61,7 @@ def planned_trials(spec: Any) -> Optional[int]:
     if isinstance(algo, HyperbandConfig):
         from .search.hyperband import brackets
 
-        return sum(b.n_trials for b in brackets(algo))
+        return algo.iterations * sum(b.n_trials for b in brackets(algo))
     if isinstance(algo, BayesConfig):
         return algo.n_initial_trials + algo.n_iterations
     if isinstance(algo, (HyperoptConfig, IterativeConfig)):
@@ -85,7 +85,8 @@ def planned_resource(spec: Any) -> Optional[float]:
         return None
     from .search.hyperband import brackets
 
-    return float(sum(r.n * r.resource for b in brackets(spec.algorithm) for r in b.rungs))
+    one = sum(r.n * r.resource for b in brackets(spec.algorithm) for r in b.rungs)
+    return float(spec.algorithm.iterations * one)
 
 
 @dataclass

@@ -91,7 +91,7 @@ def trial_row(t: TrialRecord, keys: List[str]) -> Dict[str, Any]:
                            "metrics": {k: t.last(k) for k in keys if t.last(k) is not None}}
     if t.resource is not None:
         row["resource"] = t.resource
-    for k in ("bracket", "rung", "parent", "member", "interval", "donor"):
+    for k in ("iteration", "bracket", "rung", "parent", "member", "interval", "donor"):
         if k in t.meta:
             row[k] = t.meta[k]
     if t.resume_from is not None:

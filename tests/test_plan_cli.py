@@ -228,7 +228,14 @@ def test_plan_hyperband_brackets(capsys, tmp_path):
     assert plan["n_trials"] == sum(n for rungs in table.values() for n, _ in rungs)
     code, out, _ = run_cli(capsys, "plan", runnable(path))
     assert code == 0
-    assert "81 @ 1" in out and "5 @ 81" in out
+    assert "81 @ 1" in out and "5 @ 81" in out and "iteration" not in out
+    assert plan["iterations"] == 1
+    path.write_text(path.read_text().replace("  eta: 3\n", "  eta: 3\n  iterations: 3\n"))
+    again, _ = plan_json(capsys, str(path))
+    assert again["iterations"] == 3 and again["brackets"] == plan["brackets"]
+    assert again["n_trials"] == 3 * plan["n_trials"]
+    code, out, _ = run_cli(capsys, "plan", runnable(path))
+    assert code == 0 and "run 3 times" in out and f"trials:       {3 * plan['n_trials']}" in out
 
 
 # ------------------------------------------------------------------------- plan table

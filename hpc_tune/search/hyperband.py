@@ -17,9 +17,19 @@ s+1 rungs and ends at R, as the rung formula says.
 
 The searcher is a pure function of the history. Every trial it creates carries
 ``meta = {"bracket": s, "rung": i, "config": j, "parent": trial id or None}`` (plus
-``"resume_from"`` for promotions when ``resume`` is on), and every call rebuilds the
-state of each bracket from those tags alone, so a restarted controller replaying the
-same journal gets the same next step.
+``"resume_from"`` for promotions when ``resume`` is on, and ``"iteration": k`` when the
+study has ``iterations`` > 1), and every call rebuilds the state of each bracket from
+those tags alone, so a restarted controller replaying the same journal gets the same
+next step.
+
+Iterations (``iterations: K``, hpc-tune's key; the paper's and HpBandSter's outer loop):
+the brackets run K times, iteration after iteration, in one study. Each iteration is
+the same schedule; its fresh configurations come from streams of its own (iteration 0's
+are those of a one-iteration study), and a model sampler learns from every trial of the
+study, earlier iterations included. That is the point of iterations: a run of several
+Hyperband iterations as separate studies starts each one's model from nothing, which
+left BOHB and the model sampler well behind HpBandSter and SMAC3 at 100 full budgets
+(benchmarks/README.md).
 
 Scheduling: brackets in start order; inside a bracket first the rung-0
 configurations not created yet, then the promotions of every rung whose trials have
@@ -69,7 +79,11 @@ from .base import History, SearchResult, Suggestion, TrialRecord, TrialState, mi
 
 Resource = Union[int, float]
 RungKey = Tuple[int, int]  # (bracket s, rung i)
-TrialKey = Tuple[int, int, int]  # (bracket s, rung i, configuration j)
+TrialKey = Tuple[int, int, int, int]  # (iteration k, bracket s, rung i, configuration j)
+
+# Iteration k > 0 draws from streams of their own, marked by this first path element;
+# iteration 0 keeps the streams of a one-iteration study, so its plans never change.
+_ITERATION_STREAM = 2**31 - 1
 
 # Draws spent looking for a configuration not yet in the bracket before a repeat is
 # accepted: bounded so that a tiny or heavily weighted space can never hang the study.
@@ -164,7 +178,7 @@ def _resource(r: Fraction, resource_type: str, R: Fraction) -> Resource:
 
 
 def brackets(config: HyperbandConfig) -> List[Bracket]:
-    """The full schedule, brackets in the order they start (s = s_max first)."""
+    """One iteration of the schedule, brackets in the order they start (s = s_max first)."""
     R, eta = _checked(config.max_iter, config.eta)
     top = s_max(R, eta)
     out: List[Bracket] = []
@@ -176,6 +190,17 @@ def brackets(config: HyperbandConfig) -> List[Bracket]:
         )
         out.append(Bracket(s, rungs))
     return out
+
+
+def schedule(config: HyperbandConfig) -> List[Tuple[int, Bracket]]:
+    """The whole study: (iteration k, bracket) for ``config.iterations`` runs of the
+    brackets, in start order."""
+    one = brackets(config)
+    return [(k, b) for k in range(config.iterations) for b in one]
+
+
+def _rng(seed: int, k: int, *path: int) -> np.random.Generator:
+    return sub_rng(seed, *path) if k == 0 else sub_rng(seed, _ITERATION_STREAM, k, *path)
 
 
 # ------------------------------------------------------------------------- ranking
@@ -212,23 +237,26 @@ def _meta_int(meta: Mapping[str, Any], key: str) -> Optional[int]:
     return v
 
 
-def _tagged_trials(history: History, schedule: List[Bracket]) -> Dict[TrialKey, TrialRecord]:
-    """The history's Hyperband trials by (bracket, rung, config).
+def _tagged_trials(history: History, plan: List[Tuple[int, Bracket]]) -> Dict[TrialKey, TrialRecord]:
+    """The history's Hyperband trials by (iteration, bracket, rung, config); a trial
+    without an ``iteration`` tag is of iteration 0 (as every trial of a one-iteration
+    study, and of studies written before iterations existed).
 
     Trials without our tags, or with tags outside the schedule, are someone else's
     and are ignored. Should a key appear twice, the first trial created wins.
     """
-    rungs_of = {b.s: len(b.rungs) for b in schedule}
-    configs_of = {b.s: b.n_configs for b in schedule}
+    rungs_of = {(k, b.s): len(b.rungs) for k, b in plan}
+    configs_of = {(k, b.s): b.n_configs for k, b in plan}
     out: Dict[TrialKey, TrialRecord] = {}
     for t in history.trials:
         meta = t.meta or {}
-        s, i, j = (_meta_int(meta, k) for k in ("bracket", "rung", "config"))
-        if s is None or i is None or j is None or s not in rungs_of:
+        k = _meta_int(meta, "iteration") if "iteration" in meta else 0
+        s, i, j = (_meta_int(meta, key) for key in ("bracket", "rung", "config"))
+        if k is None or s is None or i is None or j is None or (k, s) not in rungs_of:
             continue
-        if not (0 <= i < rungs_of[s] and 0 <= j < configs_of[s]):
+        if not (0 <= i < rungs_of[k, s] and 0 <= j < configs_of[k, s]):
             continue
-        out.setdefault((s, i, j), t)
+        out.setdefault((k, s, i, j), t)
     return out
 
 
@@ -236,6 +264,7 @@ def _tagged_trials(history: History, schedule: List[Bracket]) -> Dict[TrialKey, 
 class _Planned:
     """A trial the schedule wants and the history does not have yet."""
 
+    k: int  # iteration
     s: int
     rung: int
     config: int
@@ -251,15 +280,15 @@ class _BracketState:
     ends_when_created: bool = False
 
 
-def _walk(bracket: Bracket, tagged: Mapping[TrialKey, TrialRecord], optimization: str) -> _BracketState:
-    """Follow one bracket rung by rung, as far as the history allows."""
+def _walk(k: int, bracket: Bracket, tagged: Mapping[TrialKey, TrialRecord], optimization: str) -> _BracketState:
+    """Follow one bracket of iteration k rung by rung, as far as the history allows."""
     s = bracket.s
     state = _BracketState()
     members = list(range(bracket.n_configs))  # configuration numbers in rung i
-    state.to_create.extend(_Planned(s, 0, j, None) for j in members if (s, 0, j) not in tagged)
+    state.to_create.extend(_Planned(k, s, 0, j, None) for j in members if (k, s, 0, j) not in tagged)
     last = len(bracket.rungs) - 1
     for i in range(last + 1):
-        rung = {j: tagged.get((s, i, j)) for j in members}
+        rung = {j: tagged.get((k, s, i, j)) for j in members}
         if any(t is None for t in rung.values()):
             state.ends_when_created = i == last
             return state  # this rung is still being created
@@ -273,11 +302,11 @@ def _walk(bracket: Bracket, tagged: Mapping[TrialKey, TrialRecord], optimization
         # Trials already created in the next rung are facts (a value corrected later
         # must not promote a second set); the places left go to the best of this
         # rung not promoted yet.
-        already = {j for j in members if (s, i + 1, j) in tagged}
+        already = {j for j in members if (k, s, i + 1, j) in tagged}
         places = max(0, bracket.rungs[i + 1].n - len(already))
         best_first = ranked(trials.values(), optimization)
         new = [t for t in best_first if config_of[t.trial_id] not in already][:places]
-        state.to_create.extend(_Planned(s, i + 1, config_of[t.trial_id], t) for t in new)
+        state.to_create.extend(_Planned(k, s, i + 1, config_of[t.trial_id], t) for t in new)
         rank = {t.trial_id: k for k, t in enumerate(best_first)}
         promoted = sorted(
             [trials[j] for j in already] + new,
@@ -288,20 +317,20 @@ def _walk(bracket: Bracket, tagged: Mapping[TrialKey, TrialRecord], optimization
     return state  # not reached: the last rung returns above
 
 
-def _walk_all(config: HyperbandConfig, history: History) -> Tuple[List[Bracket], List[_BracketState]]:
-    schedule = brackets(config)
-    tagged = _tagged_trials(history, schedule)
-    return schedule, [_walk(b, tagged, config.metric.optimization) for b in schedule]
+def _walk_all(config: HyperbandConfig, history: History) -> Tuple[List[Tuple[int, Bracket]], List[_BracketState]]:
+    plan = schedule(config)
+    tagged = _tagged_trials(history, plan)
+    return plan, [_walk(k, b, tagged, config.metric.optimization) for k, b in plan]
 
 
 # --------------------------------------------------------------- fresh configurations
 
 
-def _fresh_configs(space: Space, seed: int, s: int, count: int) -> Tuple[List[Dict[str, Any]], Set[int]]:
-    """The first ``count`` fresh configurations of bracket s, and which of them repeat
-    an earlier one. Drawn from ``sub_rng(seed, s)`` in sequence, so the list for a
-    smaller count is a prefix of the list for a larger one."""
-    rng = sub_rng(seed, s)
+def _fresh_configs(space: Space, seed: int, s: int, count: int, k: int = 0) -> Tuple[List[Dict[str, Any]], Set[int]]:
+    """The first ``count`` fresh configurations of bracket s of iteration k, and which of
+    them repeat an earlier one of that bracket. Drawn from ``sub_rng(seed, s)`` (iteration
+    0) in sequence, so the list for a smaller count is a prefix of the list for a larger one."""
+    rng = _rng(seed, k, s)
     size = space.size()  # None: continuous, repeats are (almost) impossible
     seen: Set[Any] = set()
     configs: List[Dict[str, Any]] = []
@@ -317,16 +346,17 @@ def _fresh_configs(space: Space, seed: int, s: int, count: int) -> Tuple[List[Di
 
 
 def _model_configs(space: Space, config: HyperbandConfig, history: History, seed: int,
-                   planned: List[_Planned]) -> Dict[int, Tuple[Dict[int, Dict[str, Any]], Set[int]]]:
+                   planned: List[_Planned]) -> Dict[Tuple[int, int], Tuple[Dict[int, Dict[str, Any]], Set[int]]]:
     """Fresh configurations from the study's sampler (``sampler: kde|model``), one per
-    planned trial, each drawn with ``sub_rng(seed, s, j)`` from the history as it is
-    now: configurations handed out in this call count as pending for the next."""
+    planned trial, each drawn with ``sub_rng(seed, s, j)`` (iteration 0) from the history
+    as it is now, every earlier iteration's results included: configurations handed out
+    in this call count as pending for the next."""
     observed, pending = samplers.observations_of(history, config.metric)
-    out: Dict[int, Tuple[Dict[int, Dict[str, Any]], Set[int]]] = {}
+    out: Dict[Tuple[int, int], Tuple[Dict[int, Dict[str, Any]], Set[int]]] = {}
     seen = {params_key(o.params) for o in observed} | {params_key(p) for p in pending} if planned else set()
     for p in planned:
-        params = samplers.propose(space, config.sampler, observed, 1, sub_rng(seed, p.s, p.config), pending)[0]
-        configs, repeats = out.setdefault(p.s, ({}, set()))
+        params = samplers.propose(space, config.sampler, observed, 1, _rng(seed, p.k, p.s, p.config), pending)[0]
+        configs, repeats = out.setdefault((p.k, p.s), ({}, set()))
         key = params_key(params)
         if key in seen:  # tried, pending, or handed out earlier in this call
             repeats.add(p.config)
@@ -341,8 +371,8 @@ def _model_configs(space: Space, config: HyperbandConfig, history: History, seed
 
 def suggest(space: Space, config: HyperbandConfig, history: History, seed: int, n: int) -> SearchResult:
     """Up to ``n`` trials that can run now, in Hyperband's order (see the module doc)."""
-    schedule, states = _walk_all(config, history)
-    bracket_of = {b.s: b for b in schedule}
+    plan, states = _walk_all(config, history)
+    bracket_of = {b.s: b for _, b in plan}  # the same brackets in every iteration
     chosen: List[_Planned] = []
     # Exhausted: nothing will ever be suggested again once this answer is created.
     exhausted = True
@@ -354,24 +384,26 @@ def suggest(space: Space, config: HyperbandConfig, history: History, seed: int, 
         exhausted = exhausted and (st.complete or (st.ends_when_created and len(taken) == len(st.to_create)))
 
     # Sample only as far as the fresh configurations handed out now reach.
-    fresh_needed: Dict[int, int] = {}
+    fresh_needed: Dict[Tuple[int, int], int] = {}
     for p in chosen:
         if p.parent is None:
-            fresh_needed[p.s] = max(fresh_needed.get(p.s, 0), p.config + 1)
+            fresh_needed[p.k, p.s] = max(fresh_needed.get((p.k, p.s), 0), p.config + 1)
     if config.sampler.kind == "random":
-        fresh = {s: _fresh_configs(space, seed, s, count) for s, count in fresh_needed.items()}
+        fresh = {(k, s): _fresh_configs(space, seed, s, count, k) for (k, s), count in fresh_needed.items()}
     else:
         fresh = _model_configs(space, config, history, seed, [p for p in chosen if p.parent is None])
 
     suggestions: List[Suggestion] = []
-    repeated: Dict[int, int] = {}
+    repeated: Dict[Tuple[int, int], int] = {}
     for p in chosen:
         meta: Dict[str, Any] = {"bracket": p.s, "rung": p.rung, "config": p.config, "parent": None}
+        if config.iterations > 1:
+            meta["iteration"] = p.k
         if p.parent is None:
-            configs, repeats = fresh[p.s]
+            configs, repeats = fresh[p.k, p.s]
             params = dict(configs[p.config])
             if p.config in repeats:
-                repeated[p.s] = repeated.get(p.s, 0) + 1
+                repeated[p.k, p.s] = repeated.get((p.k, p.s), 0) + 1
         resume_from = None
         if p.parent is not None:
             params = dict(p.parent.params)  # a promotion keeps its configuration
@@ -383,14 +415,15 @@ def suggest(space: Space, config: HyperbandConfig, history: History, seed: int, 
 
     notes = []
     size = space.size()
-    for s, count in sorted(repeated.items(), reverse=True):
+    for (k, s), count in sorted(repeated.items(), key=lambda x: (x[0][0], -x[0][1])):
         why = (
             f"the space has only {size} distinct configurations"
             if size is not None and size < bracket_of[s].n_configs
             else f"no new configuration was found in {MAX_DRAWS_PER_CONFIG} draws"
         )
+        where = f"bracket {s}" if config.iterations == 1 else f"iteration {k}, bracket {s}"
         notes.append(
-            f"hyperband bracket {s}: {count} configuration(s) repeat earlier ones of the same "
+            f"hyperband {where}: {count} configuration(s) repeat earlier ones of the same "
             f"bracket ({why}; it needs {bracket_of[s].n_configs})"
         )
     return SearchResult(
@@ -400,13 +433,14 @@ def suggest(space: Space, config: HyperbandConfig, history: History, seed: int, 
     )
 
 
-def promotions(config: HyperbandConfig, history: History) -> Dict[RungKey, List[int]]:
-    """For every rung whose promotions are decided (all its trials finished), the
-    trial ids promoted from it, best first. A rung whose trials all failed maps to
-    an empty list. The same ranking as ``suggest``."""
-    schedule, states = _walk_all(config, history)
+def promotions(config: HyperbandConfig, history: History, iteration: int = 0) -> Dict[RungKey, List[int]]:
+    """For every rung of ``iteration`` whose promotions are decided (all its trials
+    finished), the trial ids promoted from it, best first. A rung whose trials all
+    failed maps to an empty list. The same ranking as ``suggest``."""
+    plan, states = _walk_all(config, history)
     out: Dict[RungKey, List[int]] = {}
-    for bracket, b_state in zip(schedule, states):
-        for i, ids in b_state.promoted.items():
-            out[(bracket.s, i)] = ids
+    for (k, bracket), b_state in zip(plan, states):
+        if k == iteration:
+            for i, ids in b_state.promoted.items():
+                out[(bracket.s, i)] = ids
     return out

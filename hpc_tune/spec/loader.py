@@ -56,9 +56,10 @@ STUDY_KEYS = {"matrix", "settings", "hptuning", "declarations", "params", "input
 
 MAX_BRACKETS = 40  # eta^40 > R for any sensible study; more is a typo (eta: 1.001)
 MAX_TRIALS = 1_000_000  # a plan is computed whole: keep it to what a cluster could run
+MAX_ITERATIONS = 1_000  # runs of a Hyperband schedule in one study (every call walks them all)
 V0_ALGORITHMS = ("grid_search", "random_search", "hyperband", "bo", "asha", "bohb", "pbt")
 V1_KINDS = ("grid", "random", "mapping", "hyperband", "bayes", "hyperopt", "iterative", "tpe", "asha", "bohb", "pbt")
-HYPERBAND_KEYS = {"eta", "resource", "metric", "resume", "sampler"}
+HYPERBAND_KEYS = {"eta", "resource", "metric", "resume", "sampler", "iterations"}
 # BOHB's model (Falkner et al. 2018), with HpBandSter's defaults; `bohb:` and `sampler: kde`.
 # (gen D's `topNPercent` reads as `top_npercent`: both spellings are accepted)
 KDE_KEYS = {"top_n_percent", "top_npercent", "random_fraction", "num_samples", "bandwidth_factor", "min_bandwidth",
@@ -336,10 +337,14 @@ def _hyperband(block: Section, space: Space, max_iter_key: str, bohb: bool = Fal
     if bohb and block.has("sampler"):
         block.fail("`bohb` always samples with its KDE model; remove `sampler` (or use `hyperband` with "
                    "`sampler: kde|model`)", key="sampler")
+    iterations = block.number("iterations", 1, integer=True, minimum=1)
+    if iterations > MAX_ITERATIONS:
+        block.fail(f"{iterations} iterations is more than hpc-tune plans ({MAX_ITERATIONS}); "
+                   f"use a larger max_iter for longer runs", key="iterations")
     return HyperbandConfig(max_iter=max_iter, eta=eta, resource=resource, metric=_metric(block.child("metric")),
                            resume=block.boolean("resume", False),
                            sampler=_sampler(block, space, "kde" if bohb else None),
-                           kind="bohb" if bohb else "hyperband")
+                           kind="bohb" if bohb else "hyperband", iterations=iterations)
 
 
 def _resource(block: Section, space: Space, algorithm: str) -> ResourceConfig:

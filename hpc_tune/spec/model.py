@@ -90,6 +90,7 @@ class HyperbandConfig:
     resume: bool = False
     sampler: SamplerConfig = SamplerConfig()
     kind: str = "hyperband"  # "bohb" when written as `bohb:` (Hyperband with the KDE sampler)
+    iterations: int = 1  # runs of the whole bracket schedule; the sampler learns across them
 
 
 @dataclass(frozen=True)

@@ -633,3 +633,62 @@ def test_zero_probability_values_and_coarse_quantisation_do_not_hang() -> None:
     assert len(result.suggestions) == 9
     assert {s.params["q"] for s in result.suggestions} == {0.0, 0.5, 1.0}
     assert result.notes and "draws" in result.notes[0]
+
+
+# --------------------------------------------------------------------------- iterations
+
+
+def _without_iteration(meta: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: v for k, v in meta.items() if k != "iteration"}
+
+
+@pytest.mark.parametrize("sampler", ["random", "kde"])
+def test_iterations_run_the_schedule_again_and_iteration_0_is_a_one_iteration_study(sampler: str) -> None:
+    from hpc_tune.spec.model import SamplerConfig
+
+    one = replace(make_config(27, 3, resume=True), sampler=SamplerConfig(kind=sampler))
+    three = replace(one, iterations=3)
+    single, multi = Study(one, seed=3), Study(three, seed=3)
+    run_study(single, slots=4)
+    run_study(multi, slots=4)
+    per_iteration = sum(b.n_trials for b in hyperband.brackets(one))
+    assert len(single.trials) == per_iteration and len(multi.trials) == 3 * per_iteration
+    assert [t.meta["iteration"] for t in multi.trials] == sorted(t.meta["iteration"] for t in multi.trials)
+    first = multi.trials[:per_iteration]
+    assert [(t.params, _without_iteration(t.meta), t.resource) for t in first] == \
+        [(t.params, t.meta, t.resource) for t in single.trials]
+    for k in range(3):  # each iteration is the whole schedule, promotions inside it
+        of_k = Study(one, trials=[t for t in multi.trials if t.meta["iteration"] == k])
+        check_schedule(of_k)
+        assert all(multi.trials[t.meta["parent"]].meta["iteration"] == k
+                   for t in of_k.trials if t.meta["parent"] is not None)
+    later = {json.dumps(t.params, sort_keys=True) for t in multi.trials[per_iteration:] if t.meta["rung"] == 0}
+    assert len(later) > 0.9 * 2 * sum(b.n_configs for b in hyperband.brackets(one))  # fresh draws, not repeats
+
+
+def test_a_model_sampler_learns_from_earlier_iterations() -> None:
+    from hpc_tune.search import samplers
+    from hpc_tune.spec.model import SamplerConfig
+
+    config = replace(make_config(9, 3), sampler=SamplerConfig(kind="kde"), iterations=2)
+    study = Study(config, seed=11)
+    run_study(study, slots=1)
+    k1 = next(i for i, t in enumerate(study.trials) if t.meta["iteration"] == 1)
+    before = History.of(study.trials[:k1])
+    observed, pending = samplers.observations_of(before, config.metric)
+    assert not pending and len(observed) == k1  # the whole first iteration, ended
+    s = study.trials[k1].meta["bracket"]
+    expected = samplers.propose(SPACE, config.sampler, observed, 1,
+                                hyperband._rng(study.seed, 1, s, 0), [])[0]
+    assert study.trials[k1].params == expected
+
+
+def test_iterations_replay_from_any_recorded_history() -> None:
+    from hpc_tune.spec.model import SamplerConfig
+
+    study = Study(replace(make_config(9, 3, resume=True), sampler=SamplerConfig(kind="kde"), iterations=3), seed=2)
+    run_study(study, slots=3, finish_fraction=0.5, rng_seed=4)
+    assert {t.meta["iteration"] for t in study.trials} == {0, 1, 2}
+    for history, result in study.calls:
+        n = 3 - len(history.live)
+        assert hyperband.suggest(SPACE, study.config, _journal_round_trip(history), study.seed, n) == result

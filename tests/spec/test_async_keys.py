@@ -215,6 +215,47 @@ def test_bohb_errors_are_located(tmp_path, kde, extra, line, key, words):
     located(err, path, line, key, *words)
 
 
+def test_iterations_of_hyperband_and_bohb(tmp_path, kde):
+    for algo in ("hyperband", "bohb"):
+        spec = load(tmp_path, f"""
+            hptuning:
+              {algo}:
+                max_iter: 9
+                iterations: 4
+                {RESOURCE}
+                {METRIC}
+              matrix:
+                lr: {{uniform: [0, 1]}}
+            """)
+        assert spec.algorithm.iterations == 4
+    spec = load(tmp_path, """
+        matrix:
+          kind: bohb
+          maxIterations: 9
+          iterations: 2
+          resource: {name: epochs, type: int}
+          metric: {name: loss, optimization: minimize}
+          params:
+            lr: {kind: uniform, value: [0, 1]}
+        """)
+    assert spec.algorithm.iterations == 2
+    assert load(tmp_path, f"""
+        hptuning:
+          hyperband: {{max_iter: 9, {RESOURCE}, {METRIC}}}
+          matrix:
+            lr: {{uniform: [0, 1]}}
+        """).algorithm.iterations == 1
+
+
+@pytest.mark.parametrize("value,words", [("0", [">= 1"]), ("2.5", ["whole number"]), ("many", ["whole number"]),
+                                         ("5000", ["more than hpc-tune plans (1000)"])])
+def test_iterations_errors_are_located(tmp_path, value, words):
+    text = f"hptuning:\n  hyperband:\n    iterations: {value}\n    max_iter: 9\n    {RESOURCE}\n    {METRIC}\n" + \
+        "  matrix:\n    lr: {uniform: [0, 1]}\n" + RUN
+    path, err = error(tmp_path, text)
+    located(err, path, 3, "hptuning.hyperband.iterations", *words)
+
+
 def test_hyperband_kde_keys_need_sampler_kde(tmp_path):
     path, err = error(tmp_path, f"""
         hptuning:
