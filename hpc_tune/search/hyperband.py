@@ -307,7 +307,7 @@ def _walk(k: int, bracket: Bracket, tagged: Mapping[TrialKey, TrialRecord], opti
         best_first = ranked(trials.values(), optimization)
         new = [t for t in best_first if config_of[t.trial_id] not in already][:places]
         state.to_create.extend(_Planned(k, s, i + 1, config_of[t.trial_id], t) for t in new)
-        rank = {t.trial_id: k for k, t in enumerate(best_first)}
+        rank = {t.trial_id: pos for pos, t in enumerate(best_first)}
         promoted = sorted(
             [trials[j] for j in already] + new,
             key=lambda t: (rank.get(t.trial_id, len(rank)), t.trial_id),
