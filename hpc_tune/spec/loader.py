@@ -340,7 +340,7 @@ def _hyperband(block: Section, space: Space, max_iter_key: str, bohb: bool = Fal
     iterations = block.number("iterations", 1, integer=True, minimum=1)
     if iterations > MAX_ITERATIONS:
         block.fail(f"{iterations} iterations is more than hpc-tune plans ({MAX_ITERATIONS}); "
-                   f"use a larger max_iter for longer runs", key="iterations")
+                   f"use at most {MAX_ITERATIONS}", key="iterations")
     return HyperbandConfig(max_iter=max_iter, eta=eta, resource=resource, metric=_metric(block.child("metric")),
                            resume=block.boolean("resume", False),
                            sampler=_sampler(block, space, "kde" if bohb else None),
