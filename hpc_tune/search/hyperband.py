@@ -250,8 +250,11 @@ def _tagged_trials(history: History, plan: List[Tuple[int, Bracket]]) -> Dict[Tr
     out: Dict[TrialKey, TrialRecord] = {}
     for t in history.trials:
         meta = t.meta or {}
-        k = _meta_int(meta, "iteration") if "iteration" in meta else 0
-        s, i, j = (_meta_int(meta, key) for key in ("bracket", "rung", "config"))
+        get = meta.get
+        k, s, i, j = get("iteration", 0), get("bracket"), get("rung"), get("config")
+        if not (type(k) is int and type(s) is int and type(i) is int and type(j) is int):  # the usual case: fast
+            k = _meta_int(meta, "iteration") if "iteration" in meta else 0
+            s, i, j = (_meta_int(meta, key) for key in ("bracket", "rung", "config"))
         if k is None or s is None or i is None or j is None or (k, s) not in rungs_of:
             continue
         if not (0 <= i < rungs_of[k, s] and 0 <= j < configs_of[k, s]):
@@ -353,7 +356,8 @@ def _model_configs(space: Space, config: HyperbandConfig, history: History, seed
     in this call count as pending for the next."""
     observed, pending = samplers.observations_of(history, config.metric)
     out: Dict[Tuple[int, int], Tuple[Dict[int, Dict[str, Any]], Set[int]]] = {}
-    seen = {params_key(o.params) for o in observed} | {params_key(p) for p in pending} if planned else set()
+    # every trial's params, ended (observed) or live (pending)
+    seen = samplers.params_keys([t.params for t in history.trials], unchanging=True) if planned else set()
     for p in planned:
         params = samplers.propose(space, config.sampler, observed, 1, _rng(seed, p.k, p.s, p.config), pending)[0]
         configs, repeats = out.setdefault((p.k, p.s), ({}, set()))
