@@ -65,13 +65,13 @@ def make_plan(spec: Spec, seed: int) -> Dict[str, Any]:
     }
     notes: List[str] = []
     if isinstance(algo, HyperbandConfig):
-        from .search.hyperband import brackets
+        from .search import hyperband
 
         out["resource"] = {"name": algo.resource.name, "type": algo.resource.type, "max_iter": algo.max_iter,
                            "eta": algo.eta}
-        out["brackets"] = [b.to_dict() for b in brackets(algo)]  # one iteration's
+        out["brackets"] = [b.to_dict() for b in hyperband.brackets(algo)]  # one iteration's
         out["iterations"] = algo.iterations
-        out["n_trials"] = algo.iterations * sum(r["n"] for b in out["brackets"] for r in b["rungs"])
+        out["n_trials"] = hyperband.n_trials(algo)
         out["sampler"] = _sampler(algo.sampler)
     elif isinstance(algo, AshaConfig):
         from .search.asha import ladder

@@ -59,9 +59,9 @@ def planned_trials(spec: Any) -> Optional[int]:
     if isinstance(algo, AshaConfig):  # promotion mode: as many promotions as the asynchronous rule makes
         return algo.n_trials if algo.mode == "stopping" else None
     if isinstance(algo, HyperbandConfig):
-        from .search.hyperband import brackets
+        from .search import hyperband
 
-        return algo.iterations * sum(b.n_trials for b in brackets(algo))
+        return hyperband.n_trials(algo)
     if isinstance(algo, BayesConfig):
         return algo.n_initial_trials + algo.n_iterations
     if isinstance(algo, (HyperoptConfig, IterativeConfig)):
@@ -83,10 +83,9 @@ def planned_resource(spec: Any) -> Optional[float]:
 
     if not isinstance(spec.algorithm, HyperbandConfig):
         return None
-    from .search.hyperband import brackets
+    from .search import hyperband
 
-    one = sum(r.n * r.resource for b in brackets(spec.algorithm) for r in b.rungs)
-    return float(spec.algorithm.iterations * one)
+    return hyperband.planned_resource(spec.algorithm)
 
 
 @dataclass

@@ -199,6 +199,16 @@ def schedule(config: HyperbandConfig) -> List[Tuple[int, Bracket]]:
     return [(k, b) for k in range(config.iterations) for b in one]
 
 
+def n_trials(config: HyperbandConfig) -> int:
+    """Trials of the study when no trial fails, every iteration counted."""
+    return sum(b.n_trials for _, b in schedule(config))
+
+
+def planned_resource(config: HyperbandConfig) -> float:
+    """The resource (epochs...) all those trials get together."""
+    return float(sum(r.n * r.resource for _, b in schedule(config) for r in b.rungs))
+
+
 def _rng(seed: int, k: int, *path: int) -> np.random.Generator:
     return sub_rng(seed, *path) if k == 0 else sub_rng(seed, _ITERATION_STREAM, k, *path)
 
