@@ -260,11 +260,8 @@ def _tagged_trials(history: History, plan: List[Tuple[int, Bracket]]) -> Dict[Tr
     out: Dict[TrialKey, TrialRecord] = {}
     for t in history.trials:
         meta = t.meta or {}
-        get = meta.get
-        k, s, i, j = get("iteration", 0), get("bracket"), get("rung"), get("config")
-        if not (type(k) is int and type(s) is int and type(i) is int and type(j) is int):  # the usual case: fast
-            k = _meta_int(meta, "iteration") if "iteration" in meta else 0
-            s, i, j = (_meta_int(meta, key) for key in ("bracket", "rung", "config"))
+        k = _meta_int(meta, "iteration") if "iteration" in meta else 0
+        s, i, j = _meta_int(meta, "bracket"), _meta_int(meta, "rung"), _meta_int(meta, "config")
         if k is None or s is None or i is None or j is None or (k, s) not in rungs_of:
             continue
         if not (0 <= i < rungs_of[k, s] and 0 <= j < configs_of[k, s]):
