@@ -59,16 +59,13 @@ import bisect
 import functools
 import itertools
 import math
-import operator
-from collections import OrderedDict
-from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import AbstractSet, Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from ..space import Space
 from ..spec.model import AshaConfig, Metric
-from . import samplers
+from . import memo, samplers
 from .base import History, SearchResult, Suggestion, TrialRecord, TrialState, minimizing, sub_rng
 from .hyperband import _exact, _has_value, _resource
 
@@ -182,13 +179,6 @@ def _tag(t: TrialRecord, key: str) -> Optional[int]:
     return _checked_int((t.meta or {}).get(key))
 
 
-# A trial as the state reads it: the fields it depends on (``n_reports`` stands for the
-# curves, which only grow by a report). ``meta`` and ``params`` are held, not copied: a
-# record's are never changed after it is created (``TrialRecord``'s contract), so the
-# same dict is the same content, and comparing prints is mostly identity tests.
-_FINGERPRINT = operator.attrgetter("trial_id", "state", "value", "resource", "n_reports", "meta", "params")
-
-
 class _State:
     """What ``suggest`` reads from a history, built trial by trial.
 
@@ -223,13 +213,15 @@ class _State:
         self.pending: List[Optional[Dict[str, Any]]] = []  # per position: its params when live
 
     def extend(self, trials: Sequence[TrialRecord]) -> bool:
-        prints = list(map(_FINGERPRINT, trials))
-        n_old = len(self.prints)
-        if len(prints) < n_old:
+        found = memo.changes(trials, self.prints)
+        if found is None:
             return False
-        for i in itertools.compress(range(n_old), map(operator.ne, prints, self.prints)):
+        prints, changed = found
+        n_old = len(self.prints)
+        for i in changed:
             now, then = prints[i], self.prints[i]
-            if now[0] != then[0] or now[6] != then[6] or _tags(now[5]) != _tags(then[5]):
+            if now[memo.TRIAL_ID] != then[memo.TRIAL_ID] or now[memo.PARAMS] != then[memo.PARAMS] \
+                    or _tags(now[memo.META]) != _tags(then[memo.META]):
                 return False
             self._retract(i)
             self._contribute(i, trials[i])
@@ -329,41 +321,9 @@ def _contribution(t: TrialRecord, config: AshaConfig, ladder_: List[Resource]) \
     return tuple(observed), None
 
 
-# The states of recent studies, by (config, seed): a controller or a tuner calls ``suggest``
-# with the same history plus a few new or changed trials each time, and rebuilding the
-# state from the whole history every call made a study quadratic (26 ms a call at 400
-# trials). A pure cache: ``_State.extend`` gives the state of the history it is handed, or
-# refuses and a new one is built, so a hit, a miss or an eviction changes no suggestion.
-_MEMO: "OrderedDict[Tuple[AshaConfig, int], _State]" = OrderedDict()
-_MEMO_SIZE = 8
-
-
-@contextmanager
-def _state_of(config: AshaConfig, seed: int, ladder_: List[Resource], history: History) -> Iterator[_State]:
-    """The state of ``history``, from the memo when it holds one this history extends.
-    While a caller holds a state it is out of the memo: ``pop`` takes it atomically, so
-    another thread that calls meanwhile builds its own."""
-    key = (config, seed)
-    try:
-        hash(key)
-    except TypeError:  # a config with an unhashable field: no memo
-        state = _State(config, ladder_)
-        state.extend(history.trials)
-        yield state
-        return
-    state = _MEMO.pop(key, None)  # type: ignore[assignment]
-    if state is None or state.ladder != ladder_ or not state.extend(history.trials):
-        state = _State(config, ladder_)
-        state.extend(history.trials)
-    try:
-        yield state
-    finally:
-        _MEMO[key] = state
-        while len(_MEMO) > _MEMO_SIZE:
-            try:
-                _MEMO.popitem(last=False)
-            except KeyError:  # emptied by another thread meanwhile
-                break
+# The states of recent studies, by (config, seed): rebuilding the state from the whole
+# history on every call made a study quadratic (26 ms a call at 400 trials). See memo.py.
+_MEMO: "memo.Memo[_State]" = memo.Memo()
 
 
 # -------------------------------------------------------------------------- public
@@ -372,7 +332,7 @@ def _state_of(config: AshaConfig, seed: int, ladder_: List[Resource], history: H
 def suggest(space: Space, config: AshaConfig, history: History, seed: int, n: int) -> SearchResult:
     """Up to ``n`` trials for the free slots, by the rule of the module doc."""
     ladder_ = ladder(config)
-    with _state_of(config, seed, ladder_, history) as state:
+    with _MEMO.reading((config, seed), lambda: _State(config, ladder_), history.trials) as state:
         return _suggest(space, config, history, seed, n, ladder_, state)
 
 

@@ -18,9 +18,10 @@ s+1 rungs and ends at R, as the rung formula says.
 The searcher is a pure function of the history. Every trial it creates carries
 ``meta = {"bracket": s, "rung": i, "config": j, "parent": trial id or None}`` (plus
 ``"resume_from"`` for promotions when ``resume`` is on, and ``"iteration": k`` when the
-study has ``iterations`` > 1), and every call rebuilds the state of each bracket from
-those tags alone, so a restarted controller replaying the same journal gets the same
-next step.
+study has ``iterations`` > 1), and the state of each bracket is a function of those
+tags alone, so a restarted controller replaying the same journal gets the same next
+step. That state is kept between calls (``_Reading``, memo.py: a pure cache) and only
+the brackets of new or changed trials are walked again.
 
 Iterations (``iterations: K``, hpc-tune's key; the paper's and HpBandSter's outer loop):
 the brackets run K times, iteration after iteration, in one study. Each iteration is
@@ -68,13 +69,13 @@ import math
 import numbers
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
 from ..space import Space, clean_number, params_key
 from ..spec.model import HyperbandConfig
-from . import samplers
+from . import memo, samplers
 from .base import History, SearchResult, Suggestion, TrialRecord, TrialState, minimizing, sub_rng
 
 Resource = Union[int, float]
@@ -247,27 +248,19 @@ def _meta_int(meta: Mapping[str, Any], key: str) -> Optional[int]:
     return v
 
 
-def _tagged_trials(history: History, plan: List[Tuple[int, Bracket]]) -> Dict[TrialKey, TrialRecord]:
-    """The history's Hyperband trials by (iteration, bracket, rung, config); a trial
-    without an ``iteration`` tag is of iteration 0 (as every trial of a one-iteration
-    study, and of studies written before iterations existed).
-
-    Trials without our tags, or with tags outside the schedule, are someone else's
-    and are ignored. Should a key appear twice, the first trial created wins.
-    """
-    rungs_of = {(k, b.s): len(b.rungs) for k, b in plan}
-    configs_of = {(k, b.s): b.n_configs for k, b in plan}
-    out: Dict[TrialKey, TrialRecord] = {}
-    for t in history.trials:
-        meta = t.meta or {}
-        k = _meta_int(meta, "iteration") if "iteration" in meta else 0
-        s, i, j = _meta_int(meta, "bracket"), _meta_int(meta, "rung"), _meta_int(meta, "config")
-        if k is None or s is None or i is None or j is None or (k, s) not in rungs_of:
-            continue
-        if not (0 <= i < rungs_of[k, s] and 0 <= j < configs_of[k, s]):
-            continue
-        out.setdefault((k, s, i, j), t)
-    return out
+def _key_of(meta: Optional[Mapping[str, Any]], shape: Mapping[Tuple[int, int], Tuple[int, int]]) -> Optional[TrialKey]:
+    """A trial's (iteration, bracket, rung, config) by its tags, None when it has no such
+    tags or they are outside the schedule (``shape``: (k, s) -> (rungs, configurations)):
+    it is someone else's trial. A trial without an ``iteration`` tag is of iteration 0
+    (as every trial of a one-iteration study, and of studies written before iterations
+    existed)."""
+    meta = meta or {}
+    k = _meta_int(meta, "iteration") if "iteration" in meta else 0
+    s, i, j = _meta_int(meta, "bracket"), _meta_int(meta, "rung"), _meta_int(meta, "config")
+    if k is None or s is None or i is None or j is None:
+        return None
+    rungs, configs = shape.get((k, s), (0, 0))
+    return (k, s, i, j) if 0 <= i < rungs and 0 <= j < configs else None
 
 
 @dataclass(frozen=True)
@@ -327,10 +320,71 @@ def _walk(k: int, bracket: Bracket, tagged: Mapping[TrialKey, TrialRecord], opti
     return state  # not reached: the last rung returns above
 
 
-def _walk_all(config: HyperbandConfig, history: History) -> Tuple[List[Tuple[int, Bracket]], List[_BracketState]]:
-    plan = schedule(config)
-    tagged = _tagged_trials(history, plan)
-    return plan, [_walk(k, b, tagged, config.metric.optimization) for k, b in plan]
+class _Reading:
+    """What ``suggest`` reads from a history, brought up to date call by call (memo.py):
+    the walk of every bracket of the schedule, and, for a model sampler, what it learns
+    from. A bracket's walk reads only the trials tagged with it, so only the brackets of
+    new or changed trials are walked again. Should a key appear twice, the first trial
+    created wins; a trial whose identity, tags or params changed makes ``extend`` refuse,
+    and the reading is built anew."""
+
+    def __init__(self, config: HyperbandConfig):
+        self.plan = schedule(config)
+        self.shape = {(k, b.s): (len(b.rungs), b.n_configs) for k, b in self.plan}
+        self.metric = config.metric
+        self.learns = config.sampler.kind != "random"  # random draws read nothing of the history
+        self.prints: List[Tuple[Any, ...]] = []
+        self.position: Dict[TrialKey, int] = {}  # the first trial of each key
+        self.walks: Dict[Tuple[int, int], _BracketState] = {}  # by (k, s); missing: to walk
+        self.observed: List[Optional[samplers.Observation]] = []  # per position
+        self.pending: List[Optional[Dict[str, Any]]] = []  # per position: its params when live
+
+    def extend(self, trials: Sequence[TrialRecord]) -> bool:
+        found = memo.changes(trials, self.prints)
+        if found is None:
+            return False
+        prints, changed = found
+        for i in changed:
+            now, then = prints[i], self.prints[i]
+            key = _key_of(now[memo.META], self.shape)
+            if now[memo.TRIAL_ID] != then[memo.TRIAL_ID] or now[memo.PARAMS] != then[memo.PARAMS] \
+                    or key != _key_of(then[memo.META], self.shape):
+                return False
+            if key is not None and self.position.get(key) == i:
+                self.walks.pop(key[:2], None)
+            self._learn(i, trials[i])
+        for i in range(len(self.prints), len(trials)):
+            key = _key_of(trials[i].meta, self.shape)
+            if key is not None and key not in self.position:
+                self.position[key] = i
+                self.walks.pop(key[:2], None)
+            self.observed.append(None)
+            self.pending.append(None)
+            self._learn(i, trials[i])
+        self.prints = prints
+        missing = [(k, b) for k, b in self.plan if (k, b.s) not in self.walks]
+        if missing:
+            tagged = {key: trials[i] for key, i in self.position.items()}
+            for k, b in missing:
+                self.walks[k, b.s] = _walk(k, b, tagged, self.metric.optimization)
+        return True
+
+    def _learn(self, i: int, t: TrialRecord) -> None:
+        if self.learns:
+            params = samplers.KeyedParams(t.params)
+            ob = samplers.observation_of(t, self.metric, params)
+            self.observed[i], self.pending[i] = (None, params) if ob is None else (ob, None)
+
+    def states(self) -> List[_BracketState]:
+        """Every bracket's walk, in the schedule's order."""
+        return [self.walks[k, b.s] for k, b in self.plan]
+
+    def observations(self) -> Tuple[List[samplers.Observation], List[Dict[str, Any]]]:
+        """``samplers.observations_of`` the history (a model sampler's study only)."""
+        return [o for o in self.observed if o is not None], [p for p in self.pending if p is not None]
+
+
+_MEMO: "memo.Memo[_Reading]" = memo.Memo()
 
 
 # --------------------------------------------------------------- fresh configurations
@@ -355,13 +409,13 @@ def _fresh_configs(space: Space, seed: int, s: int, count: int, k: int = 0) -> T
     return configs, repeats
 
 
-def _model_configs(space: Space, config: HyperbandConfig, history: History, seed: int,
-                   planned: List[_Planned]) -> Dict[Tuple[int, int], Tuple[Dict[int, Dict[str, Any]], Set[int]]]:
+def _model_configs(space: Space, config: HyperbandConfig, history: History, seed: int, planned: List[_Planned],
+                   reading: _Reading) -> Dict[Tuple[int, int], Tuple[Dict[int, Dict[str, Any]], Set[int]]]:
     """Fresh configurations from the study's sampler (``sampler: kde|model``), one per
     planned trial, each drawn with ``sub_rng(seed, s, j)`` (iteration 0) from the history
     as it is now, every earlier iteration's results included: configurations handed out
     in this call count as pending for the next."""
-    observed, pending = samplers.observations_of(history, config.metric)
+    observed, pending = reading.observations()
     out: Dict[Tuple[int, int], Tuple[Dict[int, Dict[str, Any]], Set[int]]] = {}
     # every trial's params, ended (observed) or live (pending)
     seen = samplers.params_keys([t.params for t in history.trials], unchanging=True) if planned else set()
@@ -382,7 +436,13 @@ def _model_configs(space: Space, config: HyperbandConfig, history: History, seed
 
 def suggest(space: Space, config: HyperbandConfig, history: History, seed: int, n: int) -> SearchResult:
     """Up to ``n`` trials that can run now, in Hyperband's order (see the module doc)."""
-    plan, states = _walk_all(config, history)
+    with _MEMO.reading(config, lambda: _Reading(config), history.trials) as reading:
+        return _suggest(space, config, history, seed, n, reading)
+
+
+def _suggest(space: Space, config: HyperbandConfig, history: History, seed: int, n: int,
+             reading: _Reading) -> SearchResult:
+    plan, states = reading.plan, reading.states()
     bracket_of = {b.s: b for _, b in plan}  # the same brackets in every iteration
     chosen: List[_Planned] = []
     # Exhausted: nothing will ever be suggested again once this answer is created.
@@ -402,7 +462,7 @@ def suggest(space: Space, config: HyperbandConfig, history: History, seed: int, 
     if config.sampler.kind == "random":
         fresh = {(k, s): _fresh_configs(space, seed, s, count, k) for (k, s), count in fresh_needed.items()}
     else:
-        fresh = _model_configs(space, config, history, seed, [p for p in chosen if p.parent is None])
+        fresh = _model_configs(space, config, history, seed, [p for p in chosen if p.parent is None], reading)
 
     suggestions: List[Suggestion] = []
     repeated: Dict[Tuple[int, int], int] = {}
@@ -448,7 +508,8 @@ def promotions(config: HyperbandConfig, history: History, iteration: int = 0) ->
     """For every rung of ``iteration`` whose promotions are decided (all its trials
     finished), the trial ids promoted from it, best first. A rung whose trials all
     failed maps to an empty list. The same ranking as ``suggest``."""
-    plan, states = _walk_all(config, history)
+    with _MEMO.reading(config, lambda: _Reading(config), history.trials) as reading:
+        plan, states = reading.plan, reading.states()
     out: Dict[RungKey, List[int]] = {}
     for (k, bracket), b_state in zip(plan, states):
         if k == iteration:

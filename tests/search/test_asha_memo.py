@@ -160,7 +160,7 @@ def check(cfg: AshaConfig, trials: List[TrialRecord], seed: int, n: int) -> Sear
     got = asha.suggest(SPACE, cfg, history, seed, n)
     assert got == reference_suggest(SPACE, cfg, history, seed, n)
     ladder_ = asha.ladder(cfg)  # what the sampler learns from, whichever sampler the study has
-    with asha._state_of(cfg, seed, ladder_, history) as state:
+    with asha._MEMO.reading((cfg, seed), lambda: asha._State(cfg, ladder_), history.trials) as state:
         assert state.observations() == _observations(history, cfg, ladder_)
     return got
 
