@@ -1,0 +1,116 @@
+"""Hyperband's memo changes no suggestion: on random histories (trials asked, finished,
+failed, stopped, cancelled, put back to running, changed in place or replaced, curves
+growing, replays of a prefix, another study's history in between, the memo emptied as
+a restarted process has it), ``hyperband.suggest`` and ``hyperband.promotions`` give
+exactly what a reading built from scratch of the same history gives."""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import List
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hpc_tune.search import hyperband
+from hpc_tune.search.base import History, SearchResult, TrialRecord, TrialState
+from hpc_tune.space import Discrete, Space, Uniform
+from hpc_tune.spec.model import HyperbandConfig, Metric, ResourceConfig, SamplerConfig
+
+SPACE = Space({"x": Uniform(0.0, 1.0), "w": Discrete((1, 2, 3))})
+
+VALUES = st.one_of(st.sampled_from([0.1, 0.2, 0.2, 0.5, 1.0, -0.3]), st.none(), st.just(math.nan),
+                   st.floats(-2, 2, allow_nan=False))
+STATES = st.sampled_from([TrialState.COMPLETED, TrialState.COMPLETED, TrialState.FAILED, TrialState.STOPPED,
+                          TrialState.CANCELLED, TrialState.RUNNING, TrialState.PENDING])
+ASK = st.tuples(st.just("ask"), st.integers(0, 6))
+# every live trial finishes, as most do between two calls of a busy study
+END_LIVE = st.tuples(st.just("end_live"), st.lists(VALUES, min_size=1, max_size=5), st.booleans())
+OPS = st.one_of(
+    ASK, ASK, END_LIVE, END_LIVE,
+    st.tuples(st.just("end"), st.integers(0, 10**6), STATES, VALUES, st.booleans()),
+    st.tuples(st.just("report"), st.integers(0, 10**6), st.integers(1, 12), VALUES),
+    st.tuples(st.just("prefix"), st.integers(0, 10**6), st.integers(0, 4)),
+    st.tuples(st.just("other"), st.integers(0, 4)),
+    st.tuples(st.just("forget"), st.just(0)),
+)
+
+
+@st.composite
+def configs(draw) -> HyperbandConfig:
+    return HyperbandConfig(max_iter=draw(st.sampled_from([2, 4, 9, 10])), eta=draw(st.sampled_from([2, 3, 2.5])),
+                           resource=ResourceConfig("epochs", "int"),
+                           metric=Metric("loss", draw(st.sampled_from(["minimize", "maximize"]))),
+                           resume=draw(st.booleans()), iterations=draw(st.integers(1, 3)),
+                           sampler=SamplerConfig(kind=draw(st.sampled_from(["random", "random", "kde"]))))
+
+
+def check(cfg: HyperbandConfig, trials: List[TrialRecord], seed: int, n: int) -> SearchResult:
+    history = History.of(trials)
+    got = hyperband.suggest(SPACE, cfg, history, seed, n)
+    fresh = hyperband._Reading(cfg)  # from scratch, the memo left as it is
+    assert fresh.extend(history.trials)
+    assert got == hyperband._suggest(SPACE, cfg, history, seed, n, fresh)
+    for k in range(cfg.iterations):
+        want = {(b.s, i): ids for (kk, b), state in zip(fresh.plan, fresh.states()) if kk == k
+                for i, ids in state.promoted.items()}
+        assert hyperband.promotions(cfg, history, k) == want
+    with hyperband._MEMO.reading(cfg, lambda: hyperband._Reading(cfg), history.trials) as reading:
+        assert reading.observations() == fresh.observations()
+    return got
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg=configs(), seed=st.integers(0, 3), ops=st.lists(OPS, max_size=60))
+def test_memo_gives_what_a_reading_from_scratch_gives(cfg, seed, ops):
+    trials: List[TrialRecord] = []
+    other: List[TrialRecord] = []  # another study with the same config, in the same process
+    for op in ops:
+        kind = op[0]
+        if kind == "ask":
+            for s in check(cfg, trials, seed, op[1]).suggestions:
+                trials.append(TrialRecord(len(trials), dict(s.params), TrialState.PENDING, resource=s.resource,
+                                          meta=dict(s.meta), resume_from=s.resume_from))
+        elif kind == "end" and trials:
+            i = op[1] % len(trials)
+            _, _, state, value, in_place = op
+            if in_place:  # the controller's fold changes records in place
+                trials[i].state, trials[i].value = state, value
+            else:
+                trials[i] = replace(trials[i], state=state, value=value)
+        elif kind == "end_live":
+            _, values, in_place = op
+            for i, t in enumerate(trials):
+                if t.state.live:
+                    value = values[i % len(values)]
+                    if in_place:
+                        t.state, t.value = TrialState.COMPLETED, value
+                    else:
+                        trials[i] = replace(t, state=TrialState.COMPLETED, value=value)
+        elif kind == "report" and trials:
+            t = trials[op[1] % len(trials)]
+            t.add_report({"step": op[2], "loss": op[3] if op[3] is not None else 0.0})
+        elif kind == "prefix":
+            check(cfg, trials[: op[1] % (len(trials) + 1)], seed, op[2])
+        elif kind == "other":
+            for s in check(cfg, other, seed, op[1]).suggestions:
+                other.append(TrialRecord(len(other), dict(s.params), TrialState.COMPLETED, value=0.5,
+                                         resource=s.resource, meta=dict(s.meta)))
+        elif kind == "forget":
+            hyperband._MEMO.clear()
+        check(cfg, trials, seed, 3)
+
+
+def test_a_record_whose_tags_are_replaced_is_seen():
+    # A record's meta never changes in place (TrialRecord's contract); another dict in its
+    # place is seen, and the reading is built anew.
+    cfg = HyperbandConfig(max_iter=9, eta=3, resource=ResourceConfig("epochs", "int"), metric=Metric("loss"))
+    trials: List[TrialRecord] = []
+    for s in check(cfg, trials, 0, 9).suggestions:
+        trials.append(TrialRecord(len(trials), dict(s.params), TrialState.COMPLETED, value=len(trials) / 10,
+                                  resource=s.resource, meta=dict(s.meta)))
+    promoted = check(cfg, trials, 0, 1).suggestions[0]
+    assert promoted.meta["rung"] == 1 and promoted.meta["parent"] == 0
+    trials[0].meta = dict(trials[0].meta, rung=7)  # no rung 7: trial 0 is nobody's member any more
+    again = check(cfg, trials, 0, 1).suggestions[0]
+    assert again.meta["rung"] == 0 and again.meta["config"] == 0  # its place at rung 0 is free again
