@@ -465,14 +465,16 @@ def summarise(problem: Any, methods: Sequence[str], runs: Sequence[Dict[str, Any
     from tabulate import tabulate
 
     R = problem.R
-    out: Dict[str, Any] = {"medians": {}, "means": {}, "reach": {}, "optimiser_s": {}, "seeds": {}}
+    out: Dict[str, Any] = {"medians": {}, "means": {}, "reach": {}, "optimiser_s": {}, "seeds": {}, "scores": {}}
     rows = []
     for m in methods:
         rs = [r for r in runs if r["method"] == m]
         if not rs:
             continue
-        med = [statistics.median(best_at(r["points"], k * R) for r in rs) for k in multiples]
-        mean = [statistics.fmean(best_at(r["points"], k * R) for r in rs) for k in multiples]
+        scores = [[best_at(r["points"], k * R) for r in rs] for k in multiples]  # per budget, per seed
+        med = [statistics.median(v) for v in scores]
+        mean = [statistics.fmean(v) for v in scores]
+        out["scores"][m] = scores
         e = reach(rs, target)
         opt = statistics.median(optimiser_cpu(r) for r in rs)
         out["medians"][m], out["means"][m], out["reach"][m], out["optimiser_s"][m] = med, mean, e, opt
@@ -496,6 +498,17 @@ def summarise(problem: Any, methods: Sequence[str], runs: Sequence[Dict[str, Any
     return out
 
 
+def seed_noise(a: Sequence[float], b: Sequence[float]) -> str:
+    """How far two methods' scores over seeds are told apart: the two-sided Mann-Whitney U
+    test's p (a median a few seeds apart is often chance on these problems)."""
+    from scipy.stats import mannwhitneyu
+
+    finite_a, finite_b = [v for v in a if math.isfinite(v)], [v for v in b if math.isfinite(v)]
+    if len(finite_a) < 3 or len(finite_b) < 3 or len(set(finite_a) | set(finite_b)) < 2:
+        return ""
+    return f"; Mann-Whitney p = {mannwhitneyu(finite_a, finite_b, alternative='two-sided').pvalue:.2f}"
+
+
 def goals(s: Dict[str, Any], multiples: Sequence[int], problem_label: str, bohb_vs_hb: Sequence[int]) -> List[str]:
     """The issue's goals that this problem measures, met or missed by how much."""
     med, opt = s["medians"], s["optimiser_s"]
@@ -507,7 +520,8 @@ def goals(s: Dict[str, Any], multiples: Sequence[int], problem_label: str, bohb_
         for k in ks:
             x, y = med[a][idx[k]], med[b][idx[k]]
             ok = x < y if strict else x <= y
-            out.append(f"{k} x R: {x:.4g} vs {y:.4g} ({'met' if ok else f'MISSED by {x - y:.4g}'})")
+            out.append(f"{k} x R: {x:.4g} vs {y:.4g} ({'met' if ok else f'MISSED by {x - y:.4g}'}"
+                       f"{seed_noise(s['scores'][a][idx[k]], s['scores'][b][idx[k]])})")
         return out
 
     if "hpctune_bohb" in med:
@@ -526,7 +540,7 @@ def goals(s: Dict[str, Any], multiples: Sequence[int], problem_label: str, bohb_
                          + "; better at " + ", ".join(str(k) for k in ks10) + " x R: "
                          + "; ".join(cmp(m, "smac_mf", ks10, True))
                          + f"; optimiser time per run {opt[m]:.1f} s vs {opt['smac_mf']:.1f} s = "
-                         + f"{opt[m] / max(opt['smac_mf'], 1e-9):.2f} of SMAC3's (goal <= 0.10: "
+                         + f"{opt[m] / max(opt['smac_mf'], 1e-9):.3f} of SMAC3's (goal <= 0.10: "
                          + ("met" if opt[m] <= 0.1 * opt["smac_mf"] else "MISSED") + ")")
     return lines
 
@@ -637,7 +651,8 @@ def main(problem: Any, argv: Optional[Sequence[str]], *, script: str, section: s
     name = script.rsplit(".", 1)[0]
     out = save_json(name, {"command": command, "date": now(), "machine": m_info, "R": problem.R, "eta": problem.eta,
                            "multiples": list(multiples), "target": target, "seeds": seed_of, "skipped": skipped,
-                           "summary": {k: v for k, v in s.items() if not k.endswith("table")}, "goals": lines,
+                           "summary": {k: v for k, v in s.items() if not k.endswith("table") and k != "scores"},
+                           "goals": lines,
                            "wall_s": wall, "runs": runs}, results_dir)
     print(f"raw results: {out}")
     if write_readme and not quick:

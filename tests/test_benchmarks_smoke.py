@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import shutil
 import sys
@@ -225,3 +226,15 @@ def test_report_scale_quick(tmp_path, capsys):
     assert data["trials"] == 300 and data["steps"] == 20 and data["events"] > 300 * 20
     assert data["report"]["ok"] and data["report"]["size_mb"] > 0
     assert data["report_open"]["problems"] == [] and data["report_open"]["median_s"] > 0
+
+
+def test_seed_noise_tells_a_real_gap_from_chance():
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    import _mf
+
+    apart = _mf.seed_noise([1.0, 1.1, 1.2, 1.3, 1.4, 1.5], [2.0, 2.1, 2.2, 2.3, 2.4, 2.5])
+    same = _mf.seed_noise([1.0, 2.0, 1.5, 1.2, 1.8, 1.1], [1.1, 1.9, 1.4, 1.3, 1.7, 1.0])
+    assert apart == "; Mann-Whitney p = 0.00" and float(same.rsplit("= ", 1)[1]) > 0.5
+    assert _mf.seed_noise([1.0, 2.0], [1.5, 3.0, 4.0]) == ""  # too few seeds to say
+    assert _mf.seed_noise([math.inf] * 5, [1.0] * 5) == ""  # nothing at that budget yet
