@@ -213,20 +213,15 @@ class _State:
         self.pending: List[Optional[Dict[str, Any]]] = []  # per position: its params when live
 
     def extend(self, trials: Sequence[TrialRecord]) -> bool:
-        found = memo.changes(trials, self.prints)
+        found = memo.changes(trials, self.prints, _tags)
         if found is None:
             return False
         prints, changed = found
         n_old = len(self.prints)
         for i in changed:
-            now, then = prints[i], self.prints[i]
-            if now[memo.TRIAL_ID] != then[memo.TRIAL_ID] or now[memo.PARAMS] != then[memo.PARAMS] \
-                    or _tags(now[memo.META]) != _tags(then[memo.META]):
-                return False
             self._retract(i)
             self._contribute(i, trials[i])
-            self.prints[i] = now
-        self.prints.extend(prints[n_old:])
+        self.prints = prints
         for i in range(n_old, len(trials)):
             self.tags.append(None)
             self.entry.append(None)

@@ -340,21 +340,17 @@ class _Reading:
         self.pending: List[Optional[Dict[str, Any]]] = []  # per position: its params when live
 
     def extend(self, trials: Sequence[TrialRecord]) -> bool:
-        found = memo.changes(trials, self.prints)
+        found = memo.changes(trials, self.prints, self._key_of)
         if found is None:
             return False
         prints, changed = found
         for i in changed:
-            now, then = prints[i], self.prints[i]
-            key = _key_of(now[memo.META], self.shape)
-            if now[memo.TRIAL_ID] != then[memo.TRIAL_ID] or now[memo.PARAMS] != then[memo.PARAMS] \
-                    or key != _key_of(then[memo.META], self.shape):
-                return False
+            key = self._key_of(prints[i][memo.META])
             if key is not None and self.position.get(key) == i:
                 self.walks.pop(key[:2], None)
             self._learn(i, trials[i])
         for i in range(len(self.prints), len(trials)):
-            key = _key_of(trials[i].meta, self.shape)
+            key = self._key_of(trials[i].meta)
             if key is not None and key not in self.position:
                 self.position[key] = i
                 self.walks.pop(key[:2], None)
@@ -368,6 +364,9 @@ class _Reading:
             for k, b in missing:
                 self.walks[k, b.s] = _walk(k, b, tagged, self.metric.optimization)
         return True
+
+    def _key_of(self, meta: Optional[Mapping[str, Any]]) -> Optional[TrialKey]:
+        return _key_of(meta, self.shape)
 
     def _learn(self, i: int, t: TrialRecord) -> None:
         if self.learns:

@@ -36,15 +36,21 @@ class Reading(Protocol):
 R = TypeVar("R", bound=Reading)
 
 
-def changes(trials: Sequence[TrialRecord], prints: Sequence[Tuple[Any, ...]]) \
+def changes(trials: Sequence[TrialRecord], prints: Sequence[Tuple[Any, ...]], tags: Callable[[Any], Any]) \
         -> Optional[Tuple[List[Tuple[Any, ...]], List[int]]]:
     """The fingerprints of ``trials``, and the positions among the first ``len(prints)``
-    whose fingerprint differs from ``prints``; None when the history is shorter (trials
-    went away: no extension of the reading)."""
+    whose fingerprint differs from ``prints``; None when the history is not an extension
+    of the one read: it is shorter (trials went away), or a trial's id, params or tags
+    (its meta as ``tags`` reads it) changed."""
     now = list(map(FINGERPRINT, trials))
     if len(now) < len(prints):
         return None
-    return now, list(itertools.compress(range(len(prints)), map(operator.ne, now, prints)))
+    changed = list(itertools.compress(range(len(prints)), map(operator.ne, now, prints)))
+    for i in changed:
+        new, old = now[i], prints[i]
+        if new[TRIAL_ID] != old[TRIAL_ID] or new[PARAMS] != old[PARAMS] or tags(new[META]) != tags(old[META]):
+            return None
+    return now, changed
 
 
 class Memo(Generic[R]):

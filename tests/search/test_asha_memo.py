@@ -7,9 +7,9 @@ rebuild of the rungs from the whole history on every call), kept as the oracle."
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Any, Dict, List, Optional, Set, Tuple
 
+import history_ops
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -130,20 +130,6 @@ def reference_suggest(space: Space, config: AshaConfig, history: History, seed: 
 
 # ------------------------------------------------------------------ the property
 
-VALUES = st.one_of(st.sampled_from([0.1, 0.2, 0.2, 0.5, 1.0, -0.3]), st.none(), st.just(math.nan),
-                   st.floats(-2, 2, allow_nan=False))
-STATES = st.sampled_from([TrialState.COMPLETED, TrialState.COMPLETED, TrialState.FAILED, TrialState.STOPPED,
-                          TrialState.CANCELLED, TrialState.RUNNING, TrialState.PENDING])
-OPS = st.one_of(
-    st.tuples(st.just("ask"), st.integers(0, 4)),
-    st.tuples(st.just("end"), st.integers(0, 10**6), STATES, VALUES, st.booleans()),
-    st.tuples(st.just("report"), st.integers(0, 10**6), st.integers(1, 12), VALUES),
-    st.tuples(st.just("prefix"), st.integers(0, 10**6), st.integers(0, 4)),
-    st.tuples(st.just("other"), st.integers(0, 4)),
-    st.tuples(st.just("forget"), st.just(0)),
-)
-
-
 @st.composite
 def configs(draw) -> AshaConfig:
     mode = draw(st.sampled_from(["promotion", "promotion", "stopping"]))
@@ -166,35 +152,9 @@ def check(cfg: AshaConfig, trials: List[TrialRecord], seed: int, n: int) -> Sear
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cfg=configs(), seed=st.integers(0, 3), ops=st.lists(OPS, max_size=60))
+@given(cfg=configs(), seed=st.integers(0, 3), ops=st.lists(history_ops.OPS, max_size=60))
 def test_memo_gives_what_a_computation_from_scratch_gives(cfg, seed, ops):
-    trials: List[TrialRecord] = []
-    other: List[TrialRecord] = []  # another study with the same config and seed, in the same process
-    for op in ops:
-        kind = op[0]
-        if kind == "ask":
-            for s in check(cfg, trials, seed, op[1]).suggestions:
-                trials.append(TrialRecord(len(trials), dict(s.params), TrialState.PENDING, resource=s.resource,
-                                          meta=dict(s.meta), resume_from=s.resume_from))
-        elif kind == "end" and trials:
-            i = op[1] % len(trials)
-            _, _, state, value, in_place = op
-            if in_place:  # the controller's fold changes records in place
-                trials[i].state, trials[i].value = state, value
-            else:
-                trials[i] = replace(trials[i], state=state, value=value)
-        elif kind == "report" and trials:
-            t = trials[op[1] % len(trials)]
-            t.add_report({"step": op[2], "loss": op[3] if op[3] is not None else 0.0})
-        elif kind == "prefix":
-            check(cfg, trials[: op[1] % (len(trials) + 1)], seed, op[2])
-        elif kind == "other":
-            for s in check(cfg, other, seed, op[1]).suggestions:
-                other.append(TrialRecord(len(other), dict(s.params), TrialState.COMPLETED, value=0.5,
-                                         resource=s.resource, meta=dict(s.meta)))
-        elif kind == "forget":
-            asha._MEMO.clear()
-        check(cfg, trials, seed, 2)
+    history_ops.replay(ops, lambda trials, n: check(cfg, trials, seed, n), asha._MEMO.clear)
 
 
 def test_a_record_whose_tags_or_params_are_replaced_is_seen():

@@ -5,10 +5,9 @@ a restarted process has it), ``hyperband.suggest`` and ``hyperband.promotions`` 
 exactly what a reading built from scratch of the same history gives."""
 from __future__ import annotations
 
-import math
-from dataclasses import replace
 from typing import List
 
+import history_ops
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,23 +17,6 @@ from hpc_tune.space import Discrete, Space, Uniform
 from hpc_tune.spec.model import HyperbandConfig, Metric, ResourceConfig, SamplerConfig
 
 SPACE = Space({"x": Uniform(0.0, 1.0), "w": Discrete((1, 2, 3))})
-
-VALUES = st.one_of(st.sampled_from([0.1, 0.2, 0.2, 0.5, 1.0, -0.3]), st.none(), st.just(math.nan),
-                   st.floats(-2, 2, allow_nan=False))
-STATES = st.sampled_from([TrialState.COMPLETED, TrialState.COMPLETED, TrialState.FAILED, TrialState.STOPPED,
-                          TrialState.CANCELLED, TrialState.RUNNING, TrialState.PENDING])
-ASK = st.tuples(st.just("ask"), st.integers(0, 6))
-# every live trial finishes, as most do between two calls of a busy study
-END_LIVE = st.tuples(st.just("end_live"), st.lists(VALUES, min_size=1, max_size=5), st.booleans())
-OPS = st.one_of(
-    ASK, ASK, END_LIVE, END_LIVE,
-    st.tuples(st.just("end"), st.integers(0, 10**6), STATES, VALUES, st.booleans()),
-    st.tuples(st.just("report"), st.integers(0, 10**6), st.integers(1, 12), VALUES),
-    st.tuples(st.just("prefix"), st.integers(0, 10**6), st.integers(0, 4)),
-    st.tuples(st.just("other"), st.integers(0, 4)),
-    st.tuples(st.just("forget"), st.just(0)),
-)
-
 
 @st.composite
 def configs(draw) -> HyperbandConfig:
@@ -61,44 +43,9 @@ def check(cfg: HyperbandConfig, trials: List[TrialRecord], seed: int, n: int) ->
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cfg=configs(), seed=st.integers(0, 3), ops=st.lists(OPS, max_size=60))
+@given(cfg=configs(), seed=st.integers(0, 3), ops=st.lists(history_ops.OPS, max_size=60))
 def test_memo_gives_what_a_reading_from_scratch_gives(cfg, seed, ops):
-    trials: List[TrialRecord] = []
-    other: List[TrialRecord] = []  # another study with the same config, in the same process
-    for op in ops:
-        kind = op[0]
-        if kind == "ask":
-            for s in check(cfg, trials, seed, op[1]).suggestions:
-                trials.append(TrialRecord(len(trials), dict(s.params), TrialState.PENDING, resource=s.resource,
-                                          meta=dict(s.meta), resume_from=s.resume_from))
-        elif kind == "end" and trials:
-            i = op[1] % len(trials)
-            _, _, state, value, in_place = op
-            if in_place:  # the controller's fold changes records in place
-                trials[i].state, trials[i].value = state, value
-            else:
-                trials[i] = replace(trials[i], state=state, value=value)
-        elif kind == "end_live":
-            _, values, in_place = op
-            for i, t in enumerate(trials):
-                if t.state.live:
-                    value = values[i % len(values)]
-                    if in_place:
-                        t.state, t.value = TrialState.COMPLETED, value
-                    else:
-                        trials[i] = replace(t, state=TrialState.COMPLETED, value=value)
-        elif kind == "report" and trials:
-            t = trials[op[1] % len(trials)]
-            t.add_report({"step": op[2], "loss": op[3] if op[3] is not None else 0.0})
-        elif kind == "prefix":
-            check(cfg, trials[: op[1] % (len(trials) + 1)], seed, op[2])
-        elif kind == "other":
-            for s in check(cfg, other, seed, op[1]).suggestions:
-                other.append(TrialRecord(len(other), dict(s.params), TrialState.COMPLETED, value=0.5,
-                                         resource=s.resource, meta=dict(s.meta)))
-        elif kind == "forget":
-            hyperband._MEMO.clear()
-        check(cfg, trials, seed, 3)
+    history_ops.replay(ops, lambda trials, n: check(cfg, trials, seed, n), hyperband._MEMO.clear)
 
 
 def test_a_record_whose_tags_are_replaced_is_seen():
