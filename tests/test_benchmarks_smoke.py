@@ -1,6 +1,6 @@
 """Smoke runs of the benchmarks' --quick modes (benchmarks/controller_scale.py,
 hyperband_digits.py, hyperband_stragglers.py (with ASHA), bo_quality.py, sampler_quality.py,
-mf_digits.py, mf_hartmann.py, pbt_toy.py, pbt_digits.py, report_scale.py, and slot_utilisation.py on
+mf_digits.py, mf_digits_cells.py, mf_hartmann.py, pbt_toy.py, pbt_digits.py, report_scale.py, and slot_utilisation.py on
 the real cluster): they run, print their tables, write their raw
 JSON and leave benchmarks/README.md alone. Structure only, never timings."""
 from __future__ import annotations
@@ -146,6 +146,15 @@ def test_mf_digits_quick(tmp_path, capsys):
     lowest = min(min(curve) for curve in table.values())
     for r in data["runs"]:
         assert all(v >= lowest for _, v in r["points"])  # nothing beats the table's lowest error
+
+
+def test_mf_digits_cells_quick(tmp_path, capsys):
+    _, out, data = run("mf_digits_cells", ["--jobs", "1", "--methods", "hpctune_hb,hpctune_bohb"], tmp_path, capsys)
+    assert "distinct cells trained" in out and not data["skipped"]
+    assert {(r["method"], r["seed"]) for r in data["runs"]} == {(m, s) for m in ("hpctune_hb", "hpctune_bohb")
+                                                                for s in (0, 1)}
+    for r in data["runs"]:
+        assert data["cells"] >= r["tried"] >= r["at_r"] >= r["top_at_r"] and r["at_r"] >= 1
 
 
 def test_mf_hartmann_quick(tmp_path, capsys):
