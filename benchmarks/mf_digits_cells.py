@@ -94,8 +94,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     skipped = {m: why for m in wanted if (why := _mf.unavailable(_PROBLEM, m))}
     methods = [m for m in wanted if m not in skipped]
     tasks = [(m, seed, multiple * _PROBLEM.R) for m in methods for seed in range(seeds)]
-    with multiprocessing.get_context("fork").Pool(max(1, args.jobs)) as pool:
-        runs = pool.map(cells_of_run, tasks, chunksize=1)
+    if args.jobs > 1:
+        with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
+            runs = pool.map(cells_of_run, tasks, chunksize=1)
+    else:  # no fork: a process with threads (pytest's, Ray's) may hold a lock a forked child waits on
+        runs = [cells_of_run(t) for t in tasks]
     rows = []
     for m in methods:
         rs = [r for r in runs if r["method"] == m]
