@@ -338,6 +338,7 @@ class _Reading:
         self.walks: Dict[Tuple[int, int], _BracketState] = {}  # by (k, s); missing: to walk
         self.observed: List[Optional[samplers.Observation]] = []  # per position
         self.pending: List[Optional[Dict[str, Any]]] = []  # per position: its params when live
+        self.keys: Set[Any] = set()  # the params_key of every trial's params, which never change
 
     def extend(self, trials: Sequence[TrialRecord]) -> bool:
         found = memo.changes(trials, self.prints, self._key_of)
@@ -373,6 +374,7 @@ class _Reading:
             params = samplers.KeyedParams(t.params)
             ob = samplers.observation_of(t, self.metric, params)
             self.observed[i], self.pending[i] = (None, params) if ob is None else (ob, None)
+            self.keys.add(params.key)
 
     def states(self) -> List[_BracketState]:
         """Every bracket's walk, in the schedule's order."""
@@ -416,8 +418,7 @@ def _model_configs(space: Space, config: HyperbandConfig, history: History, seed
     in this call count as pending for the next."""
     observed, pending = reading.observations()
     out: Dict[Tuple[int, int], Tuple[Dict[int, Dict[str, Any]], Set[int]]] = {}
-    # every trial's params, ended (observed) or live (pending)
-    seen = samplers.params_keys([t.params for t in history.trials], unchanging=True) if planned else set()
+    seen = set(reading.keys)  # every trial's params, ended (observed) or live (pending)
     for p in planned:
         params = samplers.propose(space, config.sampler, observed, 1, _rng(seed, p.k, p.s, p.config), pending)[0]
         configs, repeats = out.setdefault((p.k, p.s), ({}, set()))

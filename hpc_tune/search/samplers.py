@@ -124,18 +124,15 @@ def propose_random(space: Space, config: SamplerConfig, observations: Sequence[O
     return out
 
 
-# The last call's params and their keys, when none of them can change: ASHA hands the same
-# KeyedParams, plus new ones, on every call, and Hyperband its history's params (which
-# never change after a trial is created: TrialRecord's contract). Rebuilding the set
-# rehashed every key on every call: a quarter of an ASHA run's optimiser time, and a
-# third of ten Hyperband iterations'.
+# The last call's params and their keys, when they are all KeyedParams (which nobody
+# changes): ASHA hands the same KeyedParams, plus new ones, on every call. Rebuilding the
+# set rehashed every key on every call: a quarter of an ASHA run's optimiser time.
 _LAST_KEYS: Tuple[List[Any], Set[Any]] = ([], set())
 
 
-def params_keys(params: Sequence[Dict[str, Any]], unchanging: bool = False) -> Set[Any]:
-    """A new set of the ``params_key`` of each of ``params``. ``unchanging``: the dicts
-    are never changed (a history's ``TrialRecord.params``), so they may be kept and
-    recognised by identity at the next call, as KeyedParams always are."""
+def params_keys(params: Sequence[Dict[str, Any]]) -> Set[Any]:
+    """A new set of the ``params_key`` of each of ``params``; the keys of KeyedParams
+    are kept and recognised by identity at the next call."""
     global _LAST_KEYS
     params = list(params)
     old, old_keys = _LAST_KEYS
@@ -144,7 +141,7 @@ def params_keys(params: Sequence[Dict[str, Any]], unchanging: bool = False) -> S
     else:
         keys, start = set(), 0
     keys.update(key_of(p) for p in params[start:])
-    if unchanging or all(type(p) is KeyedParams for p in params[start:]):  # the first `start` are the old ones
+    if all(type(p) is KeyedParams for p in params[start:]):  # the first `start` are the old ones
         _LAST_KEYS = (params, keys.copy())
     return keys
 

@@ -11,9 +11,9 @@ import history_ops
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hpc_tune.search import hyperband
+from hpc_tune.search import hyperband, samplers
 from hpc_tune.search.base import History, SearchResult, TrialRecord, TrialState
-from hpc_tune.space import Discrete, Space, Uniform
+from hpc_tune.space import Discrete, Space, Uniform, params_key
 from hpc_tune.spec.model import HyperbandConfig, Metric, ResourceConfig, SamplerConfig
 
 SPACE = Space({"x": Uniform(0.0, 1.0), "w": Discrete((1, 2, 3))})
@@ -39,6 +39,9 @@ def check(cfg: HyperbandConfig, trials: List[TrialRecord], seed: int, n: int) ->
         assert hyperband.promotions(cfg, history, k) == want
     with hyperband._MEMO.reading(cfg, lambda: hyperband._Reading(cfg), history.trials) as reading:
         assert reading.observations() == fresh.observations()
+        if reading.learns:  # what the sampler learns from, against the seam's own reading of a history
+            assert reading.observations() == samplers.observations_of(history, cfg.metric)
+            assert reading.keys == {params_key(t.params) for t in history.trials}
     return got
 
 

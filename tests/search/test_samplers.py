@@ -126,11 +126,3 @@ def test_observed_keys_kept_between_calls_equal_the_keys_built_anew():
     plain[0].params["x"] = 42  # a plain dict may change between calls: it is never kept
     assert samplers.observed_keys(plain) == fresh(plain)
     assert samplers.observed_keys(keyed[:2]) == fresh(keyed[:2])
-
-
-def test_unchanging_params_keys_kept_between_calls_equal_the_keys_built_anew():
-    history_params = [{"x": i, "y": "a"} for i in range(6)]  # a history's TrialRecord.params: never changed
-    for n in range(7):
-        assert samplers.params_keys(history_params[:n], unchanging=True) == {params_key(p) for p in history_params[:n]}
-    replaced = [{"x": 99, "y": "b"}] + history_params[1:]  # another dict in place of one: recomputed
-    assert samplers.params_keys(replaced, unchanging=True) == {params_key(p) for p in replaced}
