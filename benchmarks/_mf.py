@@ -388,6 +388,17 @@ def optimiser_cpu(run: Dict[str, Any]) -> float:
     return max(0.0, run["cpu_s"] - objective)
 
 
+def chosen_methods(problem: Any, methods_arg: str) -> Tuple[List[str], Dict[str, str]]:
+    """The methods of a comma-separated ``--methods`` that can run on ``problem``, and why
+    each of the others cannot; an unknown name ends the program with the names to choose from."""
+    wanted = [m for m in methods_arg.split(",") if m]
+    for m in wanted:
+        if m not in METHODS:
+            raise SystemExit(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
+    skipped = {m: why for m in wanted if (why := unavailable(problem, m))}
+    return [m for m in wanted if m not in skipped], skipped
+
+
 def run_all(problem: Any, methods: Sequence[str], seeds: Dict[str, int], budget: int, jobs: int,
             progress: bool = True, partial: Optional[Any] = None) -> List[Dict[str, Any]]:
     """Every (method, seed) run; each finished run is also appended to ``partial`` (JSON lines), so
@@ -589,12 +600,7 @@ def main(problem: Any, argv: Optional[Sequence[str]], *, script: str, section: s
 
     m_info = machine()
     t_start = time.perf_counter()
-    wanted = [m for m in methods_arg.split(",") if m]
-    for m in wanted:
-        if m not in METHODS:
-            raise SystemExit(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
-    skipped = {m: why for m in wanted if (why := unavailable(problem, m))}
-    methods = [m for m in wanted if m not in skipped]
+    methods, skipped = chosen_methods(problem, methods_arg)
     for m, why in skipped.items():
         print(f"skipped {m}: {why}", flush=True)
     seed_of = parse_seeds(peer_seeds, methods, seeds)

@@ -87,12 +87,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     results_dir = Path(args.results_dir) if args.results_dir else RESULTS
     table, info = hd.build_table(cfg, args.jobs, reuse=True, results_dir=results_dir)
     _PROBLEM = TracedDigitsProblem(cfg, table)
-    wanted = [m for m in args.methods.split(",") if m]
-    for m in wanted:
-        if m not in _mf.METHODS:
-            raise SystemExit(f"unknown method {m!r}; choose from {', '.join(_mf.METHODS)}")
-    skipped = {m: why for m in wanted if (why := _mf.unavailable(_PROBLEM, m))}
-    methods = [m for m in wanted if m not in skipped]
+    methods, skipped = _mf.chosen_methods(_PROBLEM, args.methods)
     tasks = [(m, seed, multiple * _PROBLEM.R) for m in methods for seed in range(seeds)]
     if args.jobs > 1:
         with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
