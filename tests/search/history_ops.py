@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any, Callable, List, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from hypothesis import strategies as st
 
-from hpc_tune.search.base import SearchResult, TrialRecord, TrialState
+from hpc_tune.search.base import SearchResult, Suggestion, TrialRecord, TrialState
 
 VALUES = st.one_of(st.sampled_from([0.1, 0.2, 0.2, 0.5, 1.0, -0.3]), st.none(), st.just(math.nan),
                    st.floats(-2, 2, allow_nan=False))
@@ -32,6 +32,13 @@ OPS = st.one_of(
 Check = Callable[[List[TrialRecord], int], SearchResult]
 
 
+def trial_of(s: Suggestion, trial_id: int, state: TrialState = TrialState.PENDING,
+             value: Optional[float] = None) -> TrialRecord:
+    """The record a controller creates for suggestion ``s``."""
+    return TrialRecord(trial_id, dict(s.params), state, value=value, resource=s.resource, meta=dict(s.meta),
+                       resume_from=s.resume_from)
+
+
 def _set(trials: List[TrialRecord], i: int, in_place: bool, **fields: Any) -> None:
     if in_place:  # the controller's fold changes records in place
         for name, value in fields.items():
@@ -49,8 +56,7 @@ def replay(ops: Sequence[tuple], check: Check, forget: Callable[[], None]) -> No
         kind = op[0]
         if kind == "ask":
             for s in check(trials, op[1]).suggestions:
-                trials.append(TrialRecord(len(trials), dict(s.params), TrialState.PENDING, resource=s.resource,
-                                          meta=dict(s.meta), resume_from=s.resume_from))
+                trials.append(trial_of(s, len(trials)))
         elif kind == "end" and trials:
             _, at, state, value, in_place = op
             _set(trials, at % len(trials), in_place, state=state, value=value)
@@ -66,8 +72,7 @@ def replay(ops: Sequence[tuple], check: Check, forget: Callable[[], None]) -> No
             check(trials[: op[1] % (len(trials) + 1)], op[2])
         elif kind == "other":
             for s in check(other, op[1]).suggestions:
-                other.append(TrialRecord(len(other), dict(s.params), TrialState.COMPLETED, value=0.5,
-                                         resource=s.resource, meta=dict(s.meta)))
+                other.append(trial_of(s, len(other), TrialState.COMPLETED, 0.5))
         elif kind == "forget":
             forget()
         check(trials, 3)

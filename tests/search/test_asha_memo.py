@@ -163,8 +163,7 @@ def test_a_record_whose_tags_or_params_are_replaced_is_seen():
     cfg = AshaConfig(max_resource=9, resource=ResourceConfig("epochs", "int"), metric=Metric("loss"), n_trials=9)
     trials = []
     for s in check(cfg, trials, 0, 3).suggestions:
-        trials.append(TrialRecord(len(trials), dict(s.params), TrialState.COMPLETED, value=len(trials) / 10,
-                                  resource=s.resource, meta=dict(s.meta)))
+        trials.append(history_ops.trial_of(s, len(trials), TrialState.COMPLETED, len(trials) / 10))
     promoted = check(cfg, trials, 0, 1).suggestions[0]
     assert promoted.meta["rung"] == 1 and promoted.meta["parent"] == 0
     trials[0].meta = dict(trials[0].meta, rung=5)  # no rung 5: trial 0 is no member any more

@@ -57,8 +57,7 @@ def test_a_record_whose_tags_are_replaced_is_seen():
     cfg = HyperbandConfig(max_iter=9, eta=3, resource=ResourceConfig("epochs", "int"), metric=Metric("loss"))
     trials: List[TrialRecord] = []
     for s in check(cfg, trials, 0, 9).suggestions:
-        trials.append(TrialRecord(len(trials), dict(s.params), TrialState.COMPLETED, value=len(trials) / 10,
-                                  resource=s.resource, meta=dict(s.meta)))
+        trials.append(history_ops.trial_of(s, len(trials), TrialState.COMPLETED, len(trials) / 10))
     promoted = check(cfg, trials, 0, 1).suggestions[0]
     assert promoted.meta["rung"] == 1 and promoted.meta["parent"] == 0
     trials[0].meta = dict(trials[0].meta, rung=7)  # no rung 7: trial 0 is nobody's member any more
