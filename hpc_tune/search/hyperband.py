@@ -334,7 +334,7 @@ class _Reading:
         self.metric = config.metric
         self.learns = config.sampler.kind != "random"  # random draws read nothing of the history
         self.prints: List[Tuple[Any, ...]] = []
-        self.position: Dict[TrialKey, int] = {}  # the first trial of each key
+        self.position: Dict[Tuple[int, int], Dict[TrialKey, int]] = {}  # by (k, s): the first trial of each key
         self.walks: Dict[Tuple[int, int], _BracketState] = {}  # by (k, s); missing: to walk
         self.observed: List[Optional[samplers.Observation]] = []  # per position
         self.pending: List[Optional[Dict[str, Any]]] = []  # per position: its params when live
@@ -347,22 +347,23 @@ class _Reading:
         prints, changed = found
         for i in changed:
             key = self._key_of(prints[i][memo.META])
-            if key is not None and self.position.get(key) == i:
+            if key is not None and self.position.get(key[:2], {}).get(key) == i:
                 self.walks.pop(key[:2], None)
             self._learn(i, trials[i])
         for i in range(len(self.prints), len(trials)):
             key = self._key_of(trials[i].meta)
-            if key is not None and key not in self.position:
-                self.position[key] = i
-                self.walks.pop(key[:2], None)
+            if key is not None:
+                firsts = self.position.setdefault(key[:2], {})
+                if key not in firsts:
+                    firsts[key] = i
+                    self.walks.pop(key[:2], None)
             self.observed.append(None)
             self.pending.append(None)
             self._learn(i, trials[i])
         self.prints = prints
-        missing = [(k, b) for k, b in self.plan if (k, b.s) not in self.walks]
-        if missing:
-            tagged = {key: trials[i] for key, i in self.position.items()}
-            for k, b in missing:
+        for k, b in self.plan:
+            if (k, b.s) not in self.walks:  # a bracket's walk reads only its own trials
+                tagged = {key: trials[i] for key, i in self.position.get((k, b.s), {}).items()}
                 self.walks[k, b.s] = _walk(k, b, tagged, self.metric.optimization)
         return True
 
